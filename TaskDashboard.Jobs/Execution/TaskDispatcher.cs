@@ -1,0 +1,178 @@
+using Hangfire;
+using Hangfire.Common;
+using Hangfire.States;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using TaskDashboard.Jobs.Tasks;
+
+namespace TaskDashboard.Jobs.Execution;
+
+/// <summary>
+/// The outbox relay. A submission commits only its task row; this service turns committed tasks
+/// that have no Hangfire job yet into jobs. It is woken at once by the submitting process and polls
+/// as a fallback, so a crash between the commit and the enqueue strands nothing.
+/// </summary>
+/// <remarks>
+/// Rows are claimed with <c>FOR UPDATE SKIP LOCKED</c>, so several nodes dispatch without doubling
+/// up. The job id is written in the same transaction that holds the row lock, and a job only starts
+/// a task whose job id is set: a job created by a transaction that then rolled back finds no job id
+/// once the lock is released and does nothing. Such jobs are deleted when the rollback is seen.
+/// </remarks>
+public sealed class TaskDispatcher(
+    NpgsqlDataSource dataSource,
+    IBackgroundJobClient jobClient,
+    IOptions<JobsOptions> options,
+    ILogger<TaskDispatcher> logger) : BackgroundService
+{
+    private readonly SemaphoreSlim wake = new(0, 1);
+
+    /// <summary>Asks the dispatcher to run now (after a submission commits).</summary>
+    public void Wake()
+    {
+        try
+        {
+            if (wake.CurrentCount == 0)
+            {
+                wake.Release();
+            }
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled.
+        }
+    }
+
+    /// <summary>Enqueues one batch of undispatched tasks; returns how many it enqueued.</summary>
+    public async Task<int> DispatchOnceAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        var claimed = new List<(Guid Id, string Priority)>();
+        await using (var select = new NpgsqlCommand("""
+            SELECT id, priority FROM dashboard.tasks
+            WHERE hangfire_job_id IS NULL AND state = 'Pending'
+            ORDER BY created_at
+            LIMIT @limit
+            FOR UPDATE SKIP LOCKED
+            """, connection, transaction))
+        {
+            select.Parameters.AddWithValue("limit", options.Value.DispatchBatchSize);
+            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                claimed.Add((reader.GetGuid(0), reader.GetString(1)));
+            }
+        }
+
+        if (claimed.Count == 0)
+        {
+            return 0;
+        }
+
+        var jobIds = new List<string>(claimed.Count);
+        try
+        {
+            foreach (var (id, priority) in claimed)
+            {
+                var queue = Enum.Parse<TaskPriority>(priority, ignoreCase: true).QueueName();
+                var job = Job.FromExpression<TaskJob>(j => j.RunAsync(id, CancellationToken.None), queue);
+                jobIds.Add(jobClient.Create(job, new EnqueuedState(queue)));
+            }
+
+            await using var update = new NpgsqlCommand("""
+                UPDATE dashboard.tasks t SET hangfire_job_id = d.job_id
+                FROM unnest(@ids, @jobIds) AS d(id, job_id)
+                WHERE t.id = d.id
+                """, connection, transaction);
+            update.Parameters.AddWithValue("ids", claimed.Select(c => c.Id).ToArray());
+            update.Parameters.AddWithValue("jobIds", jobIds.ToArray());
+            await update.ExecuteNonQueryAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+        catch
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+            foreach (var jobId in jobIds)
+            {
+                TryDelete(jobId);
+            }
+
+            throw;
+        }
+
+        Log.Dispatched(logger, claimed.Count);
+        return claimed.Count;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var dispatched = 0;
+            try
+            {
+                dispatched = await DispatchOnceAsync(stoppingToken);
+                failures = 0;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception exception)
+            {
+                failures++;
+                Log.DispatchFailed(logger, exception, failures);
+            }
+
+            if (dispatched >= options.Value.DispatchBatchSize)
+            {
+                continue;
+            }
+
+            // Back off up to 30 intervals while PostgreSQL or Hangfire keeps failing.
+            var wait = options.Value.DispatchInterval * Math.Min(1 << Math.Min(failures, 5), 30);
+            try
+            {
+                await wake.WaitAsync(wait, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void TryDelete(string jobId)
+    {
+        try
+        {
+            jobClient.Delete(jobId);
+        }
+        catch (Exception exception)
+        {
+            Log.CompensationFailed(logger, exception, jobId);
+        }
+    }
+
+    public override void Dispose()
+    {
+        wake.Dispose();
+        base.Dispose();
+    }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatched {Count} tasks to Hangfire")]
+    public static partial void Dispatched(ILogger logger, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dispatching tasks failed ({Failures} in a row); will retry")]
+    public static partial void DispatchFailed(ILogger logger, Exception exception, int failures);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not delete Hangfire job {JobId} of a rolled-back dispatch; it will find no task to run")]
+    public static partial void CompensationFailed(ILogger logger, Exception exception, string jobId);
+}

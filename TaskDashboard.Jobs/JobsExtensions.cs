@@ -1,0 +1,116 @@
+using Hangfire;
+using Hangfire.AspNetCore;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using TaskDashboard.Jobs.Database;
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Kinds;
+using TaskDashboard.Jobs.Kinds.Export;
+using TaskDashboard.Jobs.Kinds.Report;
+using TaskDashboard.Jobs.Tasks;
+
+namespace TaskDashboard.Jobs;
+
+public static class JobsExtensions
+{
+    /// <summary>The one connection string, <c>ConnectionStrings:Postgres</c>.</summary>
+    public const string ConnectionStringName = "Postgres";
+
+    /// <summary>
+    /// Registers the task store, migrations, the built-in task kinds, the dispatcher and Hangfire
+    /// (client always; server when <see cref="JobsOptions.RunServer"/>).
+    /// </summary>
+    public static IHostApplicationBuilder AddJobs(this IHostApplicationBuilder builder)
+    {
+        var connectionString = builder.Configuration.GetConnectionString(ConnectionStringName)
+            ?? throw new InvalidOperationException(
+                $"Connection string '{ConnectionStringName}' is missing: set ConnectionStrings__{ConnectionStringName}.");
+
+        builder.Services.AddOptions<JobsOptions>()
+            .BindConfiguration(JobsOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        var options = builder.Configuration.GetSection(JobsOptions.SectionName).Get<JobsOptions>() ?? new JobsOptions();
+
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithAutoPrepare(connectionString)));
+        builder.Services.AddSingleton<MigrationRunner>();
+        // Registered before Hangfire's server so that the schema exists before any job runs.
+        builder.Services.AddHostedService<MigrationHostedService>();
+
+        builder.Services.AddSingleton<TaskStore>();
+        builder.Services.AddSingleton<TaskSubmitter>();
+        builder.Services.AddSingleton<TaskKindRegistry>();
+        builder.Services.AddSingleton<ArtifactStore>();
+        builder.Services.AddTransient<TaskJob>();
+        builder.Services.AddSingleton<TaskDispatcher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskDispatcher>());
+        builder.Services.AddTaskKind<ExportTaskKind>();
+        builder.Services.AddTaskKind<ReportTaskKind>();
+
+        // Npgsql drops the password from a connection string after Open unless told to keep it, and
+        // Hangfire.PostgreSql's LISTEN reconnect clones that string: keep it so reconnects work.
+        var hangfireConnection = new NpgsqlConnectionStringBuilder(connectionString) { PersistSecurityInfo = true }.ConnectionString;
+        var storageOptions = new PostgreSqlStorageOptions
+        {
+            SchemaName = "hangfire",
+            QueuePollInterval = options.QueuePollInterval,
+            EnableLongPolling = options.LongPolling,
+            UseSlidingInvisibilityTimeout = true,
+        };
+
+        // The storage and the job activator are registered here, per host, rather than taken from
+        // Hangfire's process-wide statics (JobStorage.Current, JobActivator.Current), so that two
+        // hosts in one process (tests) never run each other's jobs or use each other's database.
+        builder.Services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(hangfireConnection, storageOptions), storageOptions));
+        builder.Services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        builder.Services.AddHangfire(configuration => configuration
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings());
+
+        if (options.RunServer)
+        {
+            builder.Services.AddHangfireServer(server =>
+            {
+                server.WorkerCount = options.WorkerCount;
+                server.Queues = TaskPriorities.QueueNames;
+            });
+        }
+
+        return builder;
+    }
+
+    // Our statements are few and repeated on every request: letting Npgsql prepare them saves
+    // PostgreSQL the parse and plan of the task CTEs each time, and since our code leaves no session
+    // state behind, skipping the reset on each return to the pool saves a round of work per request.
+    // A connection string that sets either keeps its own value.
+    private static string WithAutoPrepare(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.MaxAutoPrepare = 32;
+            builder.AutoPrepareMinUsages = 2;
+        }
+
+        if (!connectionString.Contains("Reset On Close", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.NoResetOnClose = true;
+        }
+
+        return builder.ConnectionString;
+    }
+
+    /// <summary>The one registration point for a task kind.</summary>
+    public static IServiceCollection AddTaskKind<TKind>(this IServiceCollection services) where TKind : class, ITaskKind
+    {
+        services.AddSingleton<ITaskKind, TKind>();
+        return services;
+    }
+}

@@ -1,0 +1,43 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TaskDashboard.Jobs;
+
+/// <summary>How this process runs jobs. Bound from the <c>Jobs</c> configuration section.</summary>
+public sealed class JobsOptions
+{
+    public const string SectionName = "Jobs";
+
+    /// <summary>Run a Hangfire server (workers) in this process.</summary>
+    public bool RunServer { get; set; } = true;
+
+    /// <summary>Hangfire workers in this process.</summary>
+    [Range(1, 100)]
+    public int WorkerCount { get; set; } = 4;
+
+    /// <summary>How often idle workers poll PostgreSQL for queued jobs (a floor under long polling).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Wake idle workers through LISTEN/NOTIFY when a job is enqueued in another process.</summary>
+    public bool LongPolling { get; set; } = true;
+
+    /// <summary>How often the dispatcher looks for committed tasks that have no Hangfire job yet.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:05:00")]
+    public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Tasks the dispatcher enqueues per transaction.</summary>
+    [Range(1, 10_000)]
+    public int DispatchBatchSize { get; set; } = 200;
+
+    /// <summary>How often a running task checks whether its cancellation was requested.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Attempts a task gets before it ends Failed.</summary>
+    [Range(1, 100)]
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>Folder for task artifacts, shared by all nodes (relative paths are from the working directory).</summary>
+    [Required]
+    public string ArtifactsPath { get; set; } = ".data/artifacts";
+}

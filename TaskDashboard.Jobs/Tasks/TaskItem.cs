@@ -1,0 +1,47 @@
+using System.Text.Json;
+
+namespace TaskDashboard.Jobs.Tasks;
+
+/// <summary>A snapshot of one task row: what was asked, where it stands, what it produced.</summary>
+public sealed record TaskItem
+{
+    public required Guid Id { get; init; }
+    public required string OwnerId { get; init; }
+    public required string Kind { get; init; }
+    public required JsonElement Parameters { get; init; }
+    public required TaskPriority Priority { get; init; }
+    public required TaskState State { get; init; }
+    public int Progress { get; init; }
+    public string? Stage { get; init; }
+    public string? Message { get; init; }
+    public int Attempt { get; init; }
+    public int MaxAttempts { get; init; }
+    public IReadOnlyList<TaskError> Errors { get; init; } = [];
+    public TaskResult? Result { get; init; }
+    public string? IdempotencyKey { get; init; }
+    public string? RequestHash { get; init; }
+    public string? HangfireJobId { get; init; }
+    public DateTimeOffset? CancelRequestedAt { get; init; }
+    public long LastEventSeq { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? ScheduledAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    public DateTimeOffset? FailedAt { get; init; }
+    public DateTimeOffset? CancelledAt { get; init; }
+
+    public bool IsFinal => TaskTransitions.IsFinal(State);
+
+    /// <summary>The message of the most recent error, if any.</summary>
+    public string? LastError => Errors.Count == 0 ? null : Errors[^1].Message;
+}
+
+/// <summary>One failure of one attempt.</summary>
+public sealed record TaskError(DateTimeOffset At, int Attempt, string Message);
+
+/// <summary>The artifact a succeeded task produced; <see cref="RelativePath"/> is under the artifact root.</summary>
+public sealed record TaskResult(string FileName, string ContentType, long SizeBytes, long RowCount, string Sha256, string RelativePath);
+
+/// <summary>One entry of a task's append-only event log.</summary>
+public sealed record TaskEvent(Guid TaskId, long Seq, string Type, TaskState State, int Progress, string? Stage, string? Message, DateTimeOffset CreatedAt);

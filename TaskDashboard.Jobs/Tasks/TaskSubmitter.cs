@@ -1,0 +1,94 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Kinds;
+
+namespace TaskDashboard.Jobs.Tasks;
+
+/// <summary>A request to run a task, as the API and the dashboard forms receive it.</summary>
+public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, string? IdempotencyKey);
+
+public enum SubmitStatus
+{
+    /// <summary>A new task was committed.</summary>
+    Created,
+
+    /// <summary>The idempotency key was used before with the same request: the original task.</summary>
+    Replayed,
+
+    /// <summary>The request is invalid; nothing was written.</summary>
+    Invalid,
+
+    /// <summary>The idempotency key was used before with a different request; nothing was written.</summary>
+    IdempotencyKeyReused,
+}
+
+public sealed record SubmitResult(SubmitStatus Status, TaskItem? Task, IReadOnlyDictionary<string, string[]> Errors);
+
+/// <summary>Validates a submission and commits it as a pending task; the dispatcher enqueues it.</summary>
+public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskDispatcher dispatcher, IOptions<JobsOptions> options)
+{
+    /// <summary>Longest accepted <c>Idempotency-Key</c>.</summary>
+    public const int MaxIdempotencyKeyLength = 200;
+
+    private static readonly IReadOnlyDictionary<string, string[]> NoErrors = new Dictionary<string, string[]>();
+
+    public async Task<SubmitResult> SubmitAsync(SubmitTask request, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        ParameterCheck? parameters = null;
+        if (string.IsNullOrWhiteSpace(request.Kind))
+        {
+            errors["kind"] = [$"'kind' is required: one of {string.Join(", ", kinds.Names.Order())}."];
+        }
+        else if (!kinds.TryGet(request.Kind, out var kind))
+        {
+            errors["kind"] = [$"Unknown kind '{request.Kind}': use one of {string.Join(", ", kinds.Names.Order())}."];
+        }
+        else
+        {
+            parameters = kind.CheckParameters(request.Parameters);
+            foreach (var (field, messages) in parameters.Errors)
+            {
+                errors[field] = messages;
+            }
+        }
+
+        var priority = TaskPriority.Default;
+        if (request.Priority is not null && !TaskPriorities.TryParse(request.Priority, out priority))
+        {
+            errors["priority"] = [$"Unknown priority '{request.Priority}': use one of {string.Join(", ", TaskPriorities.All.Select(p => p.ToApiName()))}."];
+        }
+
+        if (request.IdempotencyKey is { } key && (key.Length is 0 or > MaxIdempotencyKeyLength || key.Any(c => c is < '!' or > '~')))
+        {
+            errors["Idempotency-Key"] = [$"The Idempotency-Key header must be 1 to {MaxIdempotencyKeyLength} printable ASCII characters without spaces."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return new SubmitResult(SubmitStatus.Invalid, null, errors);
+        }
+
+        var normalized = parameters!.NormalizedJson!;
+        var hash = RequestHash(request.Kind!, priority, normalized);
+        var (task, created) = await store.InsertAsync(
+            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.IdempotencyKey, hash),
+            cancellationToken);
+
+        if (created)
+        {
+            dispatcher.Wake();
+            return new SubmitResult(SubmitStatus.Created, task, NoErrors);
+        }
+
+        return task.RequestHash == hash
+            ? new SubmitResult(SubmitStatus.Replayed, task, NoErrors)
+            : new SubmitResult(SubmitStatus.IdempotencyKeyReused, task, NoErrors);
+    }
+
+    private static string RequestHash(string kind, TaskPriority priority, string normalizedParameters) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{kind}\n{priority.ToApiName()}\n{normalizedParameters}")));
+}

@@ -1,0 +1,67 @@
+using YamlDotNet.RepresentationModel;
+
+namespace TaskDashboard.Tests.Deployment;
+
+/// <summary>No Docker engine runs here, so the compose file is checked by reading it.</summary>
+public sealed class ComposeFileTests
+{
+    private static YamlMappingNode Services()
+    {
+        var path = Path.Combine(RepositoryRoot(), "docker-compose.yml");
+        var yaml = new YamlStream();
+        using var reader = new StreamReader(path);
+        yaml.Load(reader);
+        return (YamlMappingNode)((YamlMappingNode)yaml.Documents[0].RootNode)["services"];
+    }
+
+    [Fact]
+    public void Compose_DefinesPostgresAndWeb_WithWebWaitingForHealthyPostgres()
+    {
+        var services = Services();
+
+        var postgres = (YamlMappingNode)services["postgres"];
+        var web = (YamlMappingNode)services["web"];
+
+        Assert.StartsWith("postgres:15", postgres["image"].ToString());
+        Assert.Contains("healthcheck", postgres.Children.Keys.Select(k => k.ToString()));
+        var dependsOn = (YamlMappingNode)web["depends_on"];
+        Assert.Equal("service_healthy", ((YamlMappingNode)dependsOn["postgres"])["condition"].ToString());
+    }
+
+    [Fact]
+    public void Compose_GivesWebTheConnectionStringAndASharedArtifactVolume()
+    {
+        var web = (YamlMappingNode)Services()["web"];
+
+        var environment = (YamlMappingNode)web["environment"];
+        var connection = environment["ConnectionStrings__Postgres"].ToString();
+        var artifacts = environment["Jobs__ArtifactsPath"].ToString();
+        var volumes = ((YamlSequenceNode)web["volumes"]).Select(v => v.ToString()).ToList();
+
+        Assert.Contains("Host=postgres", connection);
+        Assert.Contains(volumes, v => v == $"artifacts:{artifacts}");
+        Assert.True(File.Exists(Path.Combine(RepositoryRoot(), ((YamlMappingNode)web["build"])["dockerfile"].ToString())));
+    }
+
+    [Fact]
+    public void Compose_PublishesWebOnLoopbackOnly_WithARangeForScaleOut()
+    {
+        var web = (YamlMappingNode)Services()["web"];
+
+        var ports = ((YamlSequenceNode)web["ports"]).Select(p => p.ToString()).ToList();
+
+        Assert.All(ports, p => Assert.StartsWith("127.0.0.1:", p));
+        Assert.Contains(ports, p => p.Contains('-'));
+    }
+
+    internal static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "TaskDashboard.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("Repository root not found.");
+    }
+}

@@ -1,0 +1,123 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Hangfire;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Tests.Infrastructure;
+
+/// <summary>
+/// The real web app on a database of its own. API tests use it without a Hangfire server (jobs are
+/// only enqueued); <see cref="WorkerApp"/> runs jobs too.
+/// </summary>
+public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+
+    protected virtual bool RunServer => false;
+
+    public string ConnectionString { get; private set; } = "";
+
+    public string ArtifactsPath { get; } = Directory.CreateTempSubdirectory("taskdashboard-artifacts-").FullName;
+
+    public NpgsqlDataSource Database { get; private set; } = null!;
+
+    public virtual async ValueTask InitializeAsync()
+    {
+        ConnectionString = await TestPostgres.CreateDatabaseAsync();
+        Database = NpgsqlDataSource.Create(ConnectionString);
+        // Start the host now: migrations run while it starts.
+        _ = Server;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("ConnectionStrings:Postgres", ConnectionString);
+        builder.UseSetting("Jobs:RunServer", RunServer.ToString());
+        builder.UseSetting("Jobs:ArtifactsPath", ArtifactsPath);
+        builder.UseSetting("Jobs:QueuePollInterval", "00:00:00.200");
+        builder.UseSetting("Jobs:DispatchInterval", "00:00:00.200");
+        builder.UseSetting("Jobs:CancellationCheckInterval", "00:00:00.200");
+        builder.UseSetting("Jobs:WorkerCount", "2");
+        builder.ConfigureTestServices(ConfigureTestServices);
+        if (Environment.GetEnvironmentVariable("TASKDASHBOARD_TEST_LOG_DIR") is { Length: > 0 } logDirectory)
+        {
+            var file = Path.Combine(Directory.CreateDirectory(logDirectory).FullName, $"{GetType().Name}-{Guid.NewGuid():N}.log");
+            builder.UseSetting("Logging:LogLevel:TaskDashboard", "Debug");
+            builder.UseSetting("Logging:LogLevel:Hangfire", "Information");
+            builder.ConfigureLogging(logging => logging.AddProvider(new FileLoggerProvider(file)));
+        }
+    }
+
+    protected virtual void ConfigureTestServices(IServiceCollection services)
+    {
+    }
+
+    public JobStorage JobStorage => Services.GetRequiredService<JobStorage>();
+
+    public async Task<long> CountTasksAsync(CancellationToken cancellationToken)
+    {
+        await using var command = Database.CreateCommand("SELECT count(*) FROM dashboard.tasks");
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    public async Task<TaskResponse> GetTaskAsync(HttpClient client, Guid id, CancellationToken cancellationToken) =>
+        (await client.GetFromJsonAsync<TaskResponse>($"/api/tasks/{id}", Json, cancellationToken))!;
+
+    /// <summary>Polls the API until the task is in <paramref name="state"/> (or fails the test after the timeout).</summary>
+    public async Task<TaskResponse> WaitForStateAsync(HttpClient client, Guid id, TaskState state, CancellationToken cancellationToken, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var task = await GetTaskAsync(client, id, cancellationToken);
+            if (task.Status == state)
+            {
+                return task;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Task {id} is {task.Status} ({task.Message}), not {state}, after {timeout ?? TimeSpan.FromSeconds(30)}.");
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (Database is not null)
+        {
+            await Database.DisposeAsync();
+        }
+
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
+/// Test classes that start the app. WebApplicationFactory intercepts the host that Program builds
+/// through a process-wide DiagnosticListener, so two live factories can apply their settings to
+/// each other's host (seen: one fixture's test services landing in another's app). The classes of
+/// this collection therefore run one at a time, and each fixture is disposed when its class ends.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class AppCollection
+{
+    public const string Name = "App";
+}
+
+/// <summary>The app with an in-process Hangfire server that runs jobs.</summary>
+public class WorkerApp : TaskDashboardApp
+{
+    protected override bool RunServer => true;
+}

@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Tests.Jobs;
+
+[Collection(AppCollection.Name)]
+public sealed class PipelineTests(WorkerApp app) : IClassFixture<WorkerApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task SubmittedExport_RunsToSucceeded_AndItsResultDownloadsWithEtagAndRanges()
+    {
+        var client = app.CreateClient();
+        var created = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2026-01-01","to":"2026-03-31","format":"csv"}}""", Ct);
+
+        var done = await app.WaitForStateAsync(client, created.Id, TaskState.Succeeded, Ct);
+        var file = await client.GetAsync(done.ResultUrl, Ct);
+        var bytes = await file.Content.ReadAsByteArrayAsync(Ct);
+        var range = new HttpRequestMessage(HttpMethod.Get, done.ResultUrl) { Headers = { Range = new RangeHeaderValue(0, 9) } };
+        var partial = await client.SendAsync(range, Ct);
+
+        Assert.Equal(1, done.Attempt);
+        Assert.Equal(100, done.Progress);
+        Assert.Equal(90, done.Result!.RowCount);
+        Assert.Equal(HttpStatusCode.OK, file.StatusCode);
+        Assert.Equal("text/csv", file.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(done.Result.FileName, file.Content.Headers.ContentDisposition?.FileNameStar ?? file.Content.Headers.ContentDisposition?.FileName);
+        Assert.Equal($"\"{done.Result.Sha256}\"", file.Headers.ETag?.Tag);
+        Assert.Equal(done.Result.Sha256, Convert.ToHexStringLower(SHA256.HashData(bytes)));
+        Assert.StartsWith("day,orders\n2026-01-01,", System.Text.Encoding.UTF8.GetString(bytes));
+        Assert.Equal(HttpStatusCode.PartialContent, partial.StatusCode);
+        Assert.Equal(bytes[..10], await partial.Content.ReadAsByteArrayAsync(Ct));
+        var events = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(created.Id, 0, Ct);
+        Assert.Equal("created", events[0].Type);
+        Assert.Equal("started", events[1].Type);
+        Assert.Equal("succeeded", events[^1].Type);
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Seq));
+    }
+
+    [Fact]
+    public async Task RunningTask_EndsCancelled_AndLeavesNoArtifact_WhenCancelled()
+    {
+        var client = app.CreateClient();
+        var created = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2020-01-01","to":"2026-01-01","throttleMs":200}}""", Ct);
+        await app.WaitForStateAsync(client, created.Id, TaskState.Running, Ct);
+
+        var cancel = await client.PostAsync($"/api/tasks/{created.Id}/cancel", null, Ct);
+        var cancelled = await app.WaitForStateAsync(client, created.Id, TaskState.Cancelled, Ct, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.True(cancelled.CancelRequested);
+        Assert.False(Directory.Exists(Path.Combine(app.ArtifactsPath, created.Id.ToString("N"))));
+        Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsync($"/api/tasks/{created.Id}/cancel", null, Ct)).StatusCode);
+    }
+}

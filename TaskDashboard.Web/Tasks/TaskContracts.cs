@@ -1,0 +1,65 @@
+using System.Text.Json;
+using TaskDashboard.Jobs.Tasks;
+
+namespace TaskDashboard.Web.Tasks;
+
+public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority);
+
+/// <summary>The body of <c>POST /api/reports</c> and <c>POST /api/exports</c>: the kind is in the path.</summary>
+public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority);
+
+public sealed record TaskLinks(string Self, string Events, string Cancel, string Result);
+
+public sealed record TaskResultInfo(string FileName, string ContentType, long SizeBytes, long RowCount, string Sha256);
+
+public sealed record TaskResponse(
+    Guid Id,
+    string Kind,
+    TaskState Status,
+    string Priority,
+    int Progress,
+    string? Stage,
+    string? Message,
+    int Attempt,
+    int MaxAttempts,
+    JsonElement Parameters,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? CompletedAt,
+    bool CancelRequested,
+    string? Error,
+    string? ResultUrl,
+    TaskResultInfo? Result,
+    TaskLinks Links);
+
+public sealed record TaskListResponse(IReadOnlyList<TaskResponse> Items, int Page, int PageSize, long TotalCount);
+
+public static class TaskResponseMapping
+{
+    public static string SelfUrl(Guid id) => $"/api/tasks/{id}";
+
+    public static TaskResponse AsResponse(this TaskItem task)
+    {
+        var self = SelfUrl(task.Id);
+        var resultUrl = $"{self}/result";
+        return new TaskResponse(
+            task.Id,
+            task.Kind,
+            task.State,
+            task.Priority.ToApiName(),
+            task.Progress,
+            task.Stage,
+            task.Message,
+            task.Attempt,
+            task.MaxAttempts,
+            task.Parameters,
+            task.CreatedAt,
+            task.StartedAt,
+            task.CompletedAt,
+            task.CancelRequestedAt is not null,
+            task.LastError,
+            task is { State: TaskState.Succeeded, Result: not null } ? resultUrl : null,
+            task.Result is { } r ? new TaskResultInfo(r.FileName, r.ContentType, r.SizeBytes, r.RowCount, r.Sha256) : null,
+            new TaskLinks(self, $"{self}/events", $"{self}/cancel", resultUrl));
+    }
+}

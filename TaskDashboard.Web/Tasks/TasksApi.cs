@@ -1,0 +1,212 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Kinds;
+using TaskDashboard.Jobs.Kinds.Export;
+using TaskDashboard.Jobs.Kinds.Report;
+using TaskDashboard.Jobs.Tasks;
+
+namespace TaskDashboard.Web.Tasks;
+
+public static class TasksApi
+{
+    public static IHostApplicationBuilder AddTasks(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<TasksOptions>()
+            .BindConfiguration(TasksOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        return builder;
+    }
+
+    public static RouteGroupBuilder MapTasks(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api").WithTags("Tasks");
+
+        api.MapPost("/tasks", SubmitAsync).WithName("SubmitTask");
+        api.MapPost("/reports", (HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken ct) =>
+            SubmitKindAsync(ReportTaskKind.KindName, context, submitter, options, ct)).WithName("SubmitReport");
+        api.MapPost("/exports", (HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken ct) =>
+            SubmitKindAsync(ExportTaskKind.KindName, context, submitter, options, ct)).WithName("SubmitExport");
+
+        var tasks = api.MapGroup("/tasks");
+        tasks.MapGet("/", ListAsync).WithName("ListTasks");
+        tasks.MapGet("/{id:guid}", GetAsync).WithName("GetTask");
+        tasks.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelTask");
+        tasks.MapGet("/{id:guid}/result", GetResultAsync).WithName("GetTaskResult");
+        return api;
+    }
+
+    public static async Task<IResult> SubmitAsync(HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+    {
+        var (body, error) = await JsonBody.ReadAsync<SubmitTaskRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, cancellationToken);
+    }
+
+    public static async Task<IResult> SubmitKindAsync(string kind, HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+    {
+        var (body, error) = await JsonBody.ReadAsync<SubmitKindRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, cancellationToken);
+    }
+
+    private static async Task<IResult> SubmitCoreAsync(
+        HttpContext context,
+        TaskSubmitter submitter,
+        TasksOptions options,
+        string? kind,
+        System.Text.Json.JsonElement? parameters,
+        string? priority,
+        CancellationToken cancellationToken)
+    {
+        var idempotencyKey = context.Request.Headers["Idempotency-Key"] is { Count: > 0 } values ? values.ToString() : null;
+        var outcome = await submitter.SubmitAsync(
+            new SubmitTask(OwnerOf(context, options), kind, parameters, priority, idempotencyKey), cancellationToken);
+
+        switch (outcome.Status)
+        {
+            case SubmitStatus.Invalid:
+                return TypedResults.ValidationProblem(outcome.Errors);
+            case SubmitStatus.IdempotencyKeyReused:
+                return TypedResults.Problem(
+                    "This Idempotency-Key was already used with a different request; use a new key for a new task.",
+                    statusCode: StatusCodes.Status422UnprocessableEntity,
+                    title: "Idempotency-Key reused");
+        }
+
+        var task = outcome.Task!;
+        context.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Response.Headers.Location = TaskResponseMapping.SelfUrl(task.Id);
+        return outcome.Status == SubmitStatus.Created
+            ? TypedResults.Accepted(TaskResponseMapping.SelfUrl(task.Id), task.AsResponse())
+            : TypedResults.Ok(task.AsResponse());
+    }
+
+    public static async Task<Results<Ok<TaskResponse>, ProblemHttpResult>> GetAsync(
+        Guid id, HttpContext context, TaskStore store, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+    {
+        var task = await store.GetAsync(OwnerOf(context, options.Value), id, cancellationToken);
+        return task is null ? TaskNotFound(id) : TypedResults.Ok(task.AsResponse());
+    }
+
+    public static async Task<Results<Ok<TaskListResponse>, ValidationProblem>> ListAsync(
+        HttpContext context,
+        TaskStore store,
+        TaskKindRegistry kinds,
+        IOptions<TasksOptions> options,
+        string? status,
+        string? kind,
+        string? page,
+        string? pageSize,
+        CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        TaskState? state = null;
+        if (status is not null)
+        {
+            if (Enum.TryParse<TaskState>(status, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !int.TryParse(status, out _))
+            {
+                state = parsed;
+            }
+            else
+            {
+                errors["status"] = [$"Unknown status '{status}': use one of {string.Join(", ", Enum.GetNames<TaskState>())}."];
+            }
+        }
+
+        if (kind is not null && !kinds.TryGet(kind, out _))
+        {
+            errors["kind"] = [$"Unknown kind '{kind}': use one of {string.Join(", ", kinds.Names.Order())}."];
+        }
+
+        var pageNumber = 1;
+        if (page is not null && (!int.TryParse(page, out pageNumber) || pageNumber < 1))
+        {
+            errors["page"] = ["'page' must be a whole number from 1."];
+        }
+
+        var size = options.Value.DefaultPageSize;
+        if (pageSize is not null && (!int.TryParse(pageSize, out size) || size < 1 || size > options.Value.MaxPageSize))
+        {
+            errors["pageSize"] = [$"'pageSize' must be a whole number from 1 to {options.Value.MaxPageSize}."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var offset = (long)(pageNumber - 1) * size;
+        if (offset > int.MaxValue)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["'page' is too large."] });
+        }
+
+        var result = await store.ListAsync(OwnerOf(context, options.Value), state, kind, (int)offset, size, cancellationToken);
+        return TypedResults.Ok(new TaskListResponse(result.Items.Select(t => t.AsResponse()).ToList(), pageNumber, size, result.TotalCount));
+    }
+
+    public static async Task<Results<Accepted<TaskResponse>, Ok<TaskResponse>, ProblemHttpResult>> CancelAsync(
+        Guid id, HttpContext context, TaskStore store, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+    {
+        if (await store.RequestCancelAsync(OwnerOf(context, options.Value), id, cancellationToken) is not var (task, changed))
+        {
+            return TaskNotFound(id);
+        }
+
+        if (changed && task.State == TaskState.Cancelled)
+        {
+            return TypedResults.Ok(task.AsResponse());
+        }
+
+        if (task.IsFinal)
+        {
+            return TypedResults.Problem(
+                $"The task already ended as {task.State}; there is nothing to cancel.",
+                statusCode: StatusCodes.Status409Conflict,
+                title: "Task already finished");
+        }
+
+        return TypedResults.Accepted(TaskResponseMapping.SelfUrl(id), task.AsResponse());
+    }
+
+    public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetResultAsync(
+        Guid id, HttpContext context, TaskStore store, ArtifactStore artifacts, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+    {
+        var task = await store.GetAsync(OwnerOf(context, options.Value), id, cancellationToken);
+        if (task is null)
+        {
+            return TaskNotFound(id);
+        }
+
+        if (task is not { State: TaskState.Succeeded, Result: { } result })
+        {
+            return TypedResults.Problem(
+                $"The task is {task.State}; a result exists only once it has succeeded.",
+                statusCode: StatusCodes.Status409Conflict,
+                title: "No result yet");
+        }
+
+        var path = artifacts.Resolve(result);
+        if (path is null)
+        {
+            return TypedResults.Problem("The task's result file is no longer stored.", statusCode: StatusCodes.Status410Gone, title: "Result gone");
+        }
+
+        return TypedResults.PhysicalFile(
+            path,
+            result.ContentType,
+            result.FileName,
+            lastModified: task.CompletedAt,
+            entityTag: new EntityTagHeaderValue($"\"{result.Sha256}\""),
+            enableRangeProcessing: true);
+    }
+
+    // TODO(#5): the signed-in user; until then every task belongs to the configured local owner.
+    internal static string OwnerOf(HttpContext context, TasksOptions options) =>
+        context.User.FindFirstValue(ClaimTypes.NameIdentifier) ?? options.LocalOwner;
+
+    private static ProblemHttpResult TaskNotFound(Guid id) =>
+        TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");
+}
