@@ -1,3 +1,4 @@
+using System.Globalization;
 using Hangfire;
 using Hangfire.AspNetCore;
 using Hangfire.PostgreSql;
@@ -55,7 +56,7 @@ public static class JobsExtensions
 
         // Npgsql drops the password from a connection string after Open unless told to keep it, and
         // Hangfire.PostgreSql's LISTEN reconnect clones that string: keep it so reconnects work.
-        var hangfireConnection = new NpgsqlConnectionStringBuilder(connectionString) { PersistSecurityInfo = true }.ConnectionString;
+        var hangfireConnection = new NpgsqlConnectionStringBuilder(WithAutoPrepare(connectionString)) { PersistSecurityInfo = true }.ConnectionString;
         var storageOptions = new PostgreSqlStorageOptions
         {
             SchemaName = "hangfire",
@@ -72,7 +73,10 @@ public static class JobsExtensions
         builder.Services.AddHangfire(configuration => configuration
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings());
+            .UseRecommendedSerializerSettings()
+            // Jobs format nothing culture-dependent; not storing the culture saves two job
+            // parameters (rows) per task on the dispatch path.
+            .UseDefaultCulture(CultureInfo.CurrentCulture, CultureInfo.CurrentUICulture, captureDefault: false));
 
         if (options.RunServer)
         {

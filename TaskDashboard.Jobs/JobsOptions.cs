@@ -27,7 +27,11 @@ public sealed class JobsOptions
 
     /// <summary>Tasks the dispatcher enqueues per transaction.</summary>
     [Range(1, 10_000)]
-    public int DispatchBatchSize { get; set; } = 200;
+    public int DispatchBatchSize { get; set; } = 50;
+
+    /// <summary>Dispatch loops that may run at once in this process while a backlog lasts.</summary>
+    [Range(1, 64)]
+    public int DispatchConcurrency { get; set; } = 2;
 
     /// <summary>How often a running task checks whether its cancellation was requested.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]

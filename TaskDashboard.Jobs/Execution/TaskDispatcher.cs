@@ -107,7 +107,13 @@ public sealed class TaskDispatcher(
         return claimed.Count;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // Hangfire.PostgreSql creates a job in two synchronous transactions, so one loop is bound by
+    // round trips and commits. A loop that finds a full batch wakes another, so up to
+    // DispatchConcurrency loops drain a burst together and one loop idles when traffic is light.
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(Enumerable.Range(0, options.Value.DispatchConcurrency).Select(_ => Task.Run(() => DispatchLoopAsync(stoppingToken), stoppingToken)));
+
+    private async Task DispatchLoopAsync(CancellationToken stoppingToken)
     {
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
@@ -130,6 +136,7 @@ public sealed class TaskDispatcher(
 
             if (dispatched >= options.Value.DispatchBatchSize)
             {
+                Wake();
                 continue;
             }
 

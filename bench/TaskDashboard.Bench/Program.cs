@@ -15,6 +15,11 @@ var baseline = await PgBench.RunAsync(settings);
 Console.WriteLine($"Submissions: POST {settings.Url}/api/exports, {settings.Clients} clients, {settings.Seconds}s after {settings.WarmupSeconds}s warm-up...");
 var submissions = await HttpLoad.RunAsync(settings);
 
+var loadEnded = Stopwatch.StartNew();
+var (tasks, drained) = await PgBench.WaitForDispatchAsync(settings, TimeSpan.FromSeconds(180));
+var drainSeconds = loadEnded.Elapsed.TotalSeconds;
+var enqueueRate = tasks / (submissions.Seconds + settings.WarmupSeconds + drainSeconds);
+
 var ratio = submissions.PerSecond / baseline.PerSecond;
 var rows = new[]
 {
@@ -31,6 +36,7 @@ foreach (var (name, r) in rows)
 
 Console.WriteLine();
 Console.WriteLine(string.Create(culture, $"ratio accepted/s ÷ pgbench tps = {ratio:F2} (target >= 0.50); submit p99 = {submissions.P99:F2} ms (target < 25)"));
+Console.WriteLine(string.Create(culture, $"outbox: {(drained ? "all" : "NOT all")} {tasks} tasks had Hangfire jobs {drainSeconds:F1}s after the load ended; sustained enqueue rate {enqueueRate:F0}/s ({enqueueRate / baseline.PerSecond:F2} of baseline)"));
 
 var report = new
 {
@@ -41,6 +47,7 @@ var report = new
     baseline,
     submissions,
     ratio,
+    outbox = new { tasks, drained, drainSeconds, enqueueRatePerSecond = enqueueRate, enqueueRatio = enqueueRate / baseline.PerSecond },
     targets = new { minRatio = 0.5, maxP99Ms = 25.0 },
     met = ratio >= 0.5 && submissions.P99 < 25,
 };
@@ -128,7 +135,26 @@ namespace TaskDashboard.Bench
             return Result.From(latencies, errors, settings.Seconds);
         }
 
-        private static async Task RunAsync(string program, Settings settings, params string[] args)
+        /// <summary>Waits until every submitted task has its Hangfire job; returns the task count.</summary>
+        public static async Task<(long Tasks, bool Drained)> WaitForDispatchAsync(Settings settings, TimeSpan timeout)
+        {
+            var psql = settings.PgBench.Replace("pgbench", "psql", StringComparison.Ordinal);
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                var counts = (await RunAsync(psql, settings, "-Atc",
+                    "SELECT count(*), count(*) FILTER (WHERE hangfire_job_id IS NULL) FROM dashboard.tasks")).Trim().Split('|');
+                var (total, waiting) = (long.Parse(counts[0], CultureInfo.InvariantCulture), long.Parse(counts[1], CultureInfo.InvariantCulture));
+                if (waiting == 0 || deadline.Elapsed > timeout)
+                {
+                    return (total, waiting == 0);
+                }
+
+                await Task.Delay(200);
+            }
+        }
+
+        private static async Task<string> RunAsync(string program, Settings settings, params string[] args)
         {
             var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in args)
@@ -145,6 +171,8 @@ namespace TaskDashboard.Bench
             {
                 throw new InvalidOperationException($"{program} failed: {await error}{await output}");
             }
+
+            return await output;
         }
     }
 
