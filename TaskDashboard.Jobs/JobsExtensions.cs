@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
 using TaskDashboard.Jobs.Database;
+using TaskDashboard.Jobs.DemoData;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Kinds;
 using TaskDashboard.Jobs.Kinds.Export;
@@ -44,6 +45,12 @@ public static class JobsExtensions
         // Registered before Hangfire's server so that the schema exists before any job runs.
         builder.Services.AddHostedService<MigrationHostedService>();
 
+        builder.Services.AddOptions<DemoDataOptions>().BindConfiguration(DemoDataOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<ExportOptions>().BindConfiguration(ExportOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<ReportOptions>().BindConfiguration(ReportOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<DemoOrders>();
+        builder.Services.AddSingleton<WorkerIdentity>();
+        builder.Services.AddHostedService<LeaseReaper>();
         builder.Services.AddSingleton<TaskStore>();
         builder.Services.AddSingleton<TaskSubmitter>();
         builder.Services.AddSingleton<TaskKindRegistry>();
@@ -83,6 +90,10 @@ public static class JobsExtensions
             builder.Services.AddHangfireServer(server =>
             {
                 server.WorkerCount = options.WorkerCount;
+                server.ShutdownTimeout = options.ShutdownTimeout;
+                // Retries are scheduled by our dispatcher; Hangfire's delayed jobs are unused but
+                // poll no slower than our own interval.
+                server.SchedulePollingInterval = options.DispatchInterval;
                 server.Queues = TaskPriorities.QueueNames;
             });
         }

@@ -41,6 +41,30 @@ public sealed class JobsOptions
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 3;
 
+    /// <summary>Delay before the first retry of a transient failure; it doubles per attempt (with ±20 % jitter).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Longest delay between retries.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a running task's lease lasts without renewal; a dead worker's task is taken back after it.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often a running task renews its lease (well under <see cref="LeaseDuration"/>).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How often each process looks for expired leases of dead workers.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan LeaseCheckInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long running jobs get to checkpoint and stop when the process shuts down.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Folder for task artifacts, shared by all nodes (relative paths are from the working directory).</summary>
     [Required]
     public string ArtifactsPath { get; set; } = ".data/artifacts";

@@ -3,6 +3,13 @@ using TaskDashboard.Jobs;
 using TaskDashboard.Web.Operations;
 using TaskDashboard.Web.Tasks;
 
+// A worker-only process runs jobs and serves no HTTP
+if (WorkerRole.IsRequested(args))
+{
+    await WorkerRole.RunAsync(args);
+    return;
+}
+
 var builder = WebApplication.CreateBuilder(args);
 
 // Configure the engine: PostgreSQL, migrations, task kinds, dispatcher, Hangfire
@@ -24,6 +31,6 @@ app.UseStatusCodePages();
 app.MapTasks();
 app.MapOperations();
 
-app.Run();
+await app.RunAsync();
 
 public partial class Program;

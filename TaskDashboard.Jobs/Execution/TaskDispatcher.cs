@@ -53,7 +53,8 @@ public sealed class TaskDispatcher(
         var claimed = new List<(Guid Id, string Priority)>();
         await using (var select = new NpgsqlCommand("""
             SELECT id, priority FROM dashboard.tasks
-            WHERE hangfire_job_id IS NULL AND state = 'Pending'
+            WHERE hangfire_job_id IS NULL
+              AND (state = 'Pending' OR (state = 'Scheduled' AND scheduled_at <= now()))
             ORDER BY created_at
             LIMIT @limit
             FOR UPDATE SKIP LOCKED
@@ -170,16 +171,4 @@ public sealed class TaskDispatcher(
         wake.Dispose();
         base.Dispose();
     }
-}
-
-internal static partial class Log
-{
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatched {Count} tasks to Hangfire")]
-    public static partial void Dispatched(ILogger logger, int count);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Dispatching tasks failed ({Failures} in a row); will retry")]
-    public static partial void DispatchFailed(ILogger logger, Exception exception, int failures);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not delete Hangfire job {JobId} of a rolled-back dispatch; it will find no task to run")]
-    public static partial void CompensationFailed(ILogger logger, Exception exception, string jobId);
 }

@@ -1,18 +1,88 @@
+using System.Security.Cryptography;
+using System.Text.Json;
 using TaskDashboard.Jobs.Tasks;
 
 namespace TaskDashboard.Jobs.Execution;
 
-/// <summary>What a task kind gets for one attempt: the task, somewhere to write, a way to report.</summary>
-public sealed class TaskExecutionContext(TaskItem task, ArtifactStore artifacts, TaskStore store)
+/// <summary>Thrown when the attempt's lease was taken over: the attempt must stop and write nothing.</summary>
+public sealed class LeaseLostException(Guid taskId) : Exception($"The lease of task {taskId} was taken over by another worker.");
+
+/// <summary>Thrown by a task kind for a failure that no retry can fix (bad parameters, missing data).</summary>
+public sealed class PermanentTaskException(string message) : Exception(message);
+
+/// <summary>
+/// What a task kind gets for one attempt: the task, its checkpoint, files of its own, and fenced
+/// writes of progress and checkpoints (they throw <see cref="LeaseLostException"/> once another
+/// worker holds the task).
+/// </summary>
+public sealed class TaskExecutionContext(TaskItem task, TaskLease lease, ArtifactStore artifacts, TaskStore store)
 {
     public TaskItem Task { get; } = task;
 
-    public ArtifactStore Artifacts { get; } = artifacts;
+    public TaskLease Lease { get; } = lease;
+
+    /// <summary>The checkpoint the previous attempt saved, if any.</summary>
+    public T? GetCheckpoint<T>() where T : class =>
+        Task.Checkpoint is { ValueKind: JsonValueKind.Object } checkpoint ? checkpoint.Deserialize<T>(TaskStore.Json) : null;
 
     /// <summary>Records progress (0-100) with a stage and a human message.</summary>
     public async Task ReportProgressAsync(int progress, string stage, string? message, CancellationToken cancellationToken)
     {
         // TODO(#4): coalesce (live feed ~10/s, row ~2/s) and publish through NOTIFY.
-        await store.ReportProgressAsync(Task.Id, progress, stage, message, cancellationToken);
+        if (!await store.ReportProgressAsync(Lease, progress, stage, message, cancellationToken))
+        {
+            throw new LeaseLostException(Task.Id);
+        }
+    }
+
+    /// <summary>Saves a checkpoint with the progress it stands for; a resumed attempt starts from it.</summary>
+    public async Task SaveCheckpointAsync<T>(T checkpoint, int progress, string stage, string? message, CancellationToken cancellationToken)
+    {
+        var json = JsonSerializer.Serialize(checkpoint, TaskStore.Json);
+        if (!await store.CheckpointAsync(Lease, json, progress, stage, message, cancellationToken))
+        {
+            throw new LeaseLostException(Task.Id);
+        }
+    }
+
+    /// <summary>This attempt's own work file: attempts never write to each other's files.</summary>
+    public string WorkFilePath(string extension) => artifacts.AttemptFilePath(Task.Id, Lease.Attempt, extension);
+
+    /// <summary>
+    /// Prepares this attempt's work file to continue from <paramref name="checkpointBytes"/>: copies the
+    /// newest earlier attempt's file and cuts it to that length. Returns false (and an empty file)
+    /// when no earlier file holds that many bytes, so the caller must start over.
+    /// </summary>
+    public bool ResumeWorkFile(string extension, long checkpointBytes)
+    {
+        var path = WorkFilePath(extension);
+        var previous = artifacts.PreviousAttemptFile(Task.Id, Lease.Attempt, extension);
+        if (checkpointBytes > 0 && previous is not null && new FileInfo(previous).Length >= checkpointBytes)
+        {
+            File.Copy(previous, path, overwrite: true);
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            file.SetLength(checkpointBytes);
+            return true;
+        }
+
+        File.Create(path).Dispose();
+        return false;
+    }
+
+    /// <summary>Turns the finished work file into the task's result: hashed, renamed, earlier attempts removed.</summary>
+    public async Task<TaskResult> CompleteArtifactAsync(string workFile, string fileName, string contentType, long rows, CancellationToken cancellationToken)
+    {
+        string sha256;
+        long size;
+        await using (var stream = File.OpenRead(workFile))
+        {
+            sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
+            size = stream.Length;
+        }
+
+        var final = artifacts.PathFor(Task.Id, fileName);
+        File.Move(workFile, final, overwrite: true);
+        artifacts.DeleteAttemptFiles(Task.Id);
+        return new TaskResult(fileName, contentType, size, rows, sha256, artifacts.RelativePath(final));
     }
 }

@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
 using Hangfire;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -6,80 +8,156 @@ using TaskDashboard.Jobs.Tasks;
 
 namespace TaskDashboard.Jobs.Execution;
 
+/// <summary>This process's name in leases: host, process id and a random suffix.</summary>
+public sealed class WorkerIdentity
+{
+    public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+}
+
 /// <summary>
 /// The one Hangfire job: runs an attempt of any task kind. Its argument is the task id; it reloads
-/// the task, and a run whose task is not pending (already running elsewhere, final, cancelled, or
-/// never dispatched) does nothing, so duplicate or late runs are harmless.
+/// the task and claims it under a lease, so duplicate, late or stale runs do nothing. Every write of
+/// the attempt is fenced by that lease.
 /// </summary>
 public sealed class TaskJob(
     TaskStore store,
     TaskKindRegistry kinds,
     ArtifactStore artifacts,
+    WorkerIdentity worker,
+    TimeProvider timeProvider,
     IOptions<JobsOptions> options,
     ILogger<TaskJob> logger)
 {
-    // Attempts are counted on the task, not by Hangfire.
+    // Attempts, retries and their delays are the task's, not Hangfire's.
     [AutomaticRetry(Attempts = 0)]
     public async Task RunAsync(Guid taskId, CancellationToken cancellationToken)
     {
-        var task = await store.TryStartAsync(taskId, cancellationToken);
+        var settings = options.Value;
+        var task = await store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, cancellationToken);
         if (task is null)
         {
-            logger.LogInformation("Task {TaskId} is not pending; nothing to run", taskId);
+            Log.NothingToRun(logger, taskId);
             return;
         }
 
+        var lease = new TaskLease(task.Id, worker.Id, task.Attempt);
         if (!kinds.TryGet(task.Kind, out var kind))
         {
-            await store.FailAsync(taskId, $"No task kind '{task.Kind}' is registered on this worker.", CancellationToken.None);
+            await store.FailAsync(lease, $"No task kind '{task.Kind}' is registered on this worker.", CancellationToken.None);
             return;
         }
 
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var watcher = WatchForCancellationAsync(taskId, cancel);
+        var timeout = task.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : kind.DefaultTimeout;
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        run.CancelAfter(timeout);
+        var watch = new AttemptWatch();
+        var watcher = WatchAsync(lease, watch, run);
+        Log.Started(logger, taskId, task.Attempt, worker.Id);
         try
         {
-            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, artifacts, store), cancel.Token);
-            await store.SucceedAsync(taskId, result, CancellationToken.None);
-            logger.LogInformation("Task {TaskId} succeeded on attempt {Attempt}", taskId, task.Attempt);
+            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, store), run.Token);
+            if (await store.SucceedAsync(lease, result, CancellationToken.None) is null)
+            {
+                throw new LeaseLostException(taskId);
+            }
+
+            Log.Succeeded(logger, taskId, task.Attempt);
+        }
+        catch (Exception exception) when (exception is LeaseLostException || (exception is OperationCanceledException && watch.LeaseLost))
+        {
+            // Another worker owns the task now: leave everything to it, remove only our own file.
+            artifacts.DeleteAttemptFiles(taskId, lease.Attempt);
+            Log.LeaseLost(logger, taskId, task.Attempt);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The worker is shutting down: hand the task back; Hangfire re-queues the job.
-            artifacts.Delete(taskId);
-            await store.RequeueAsync(taskId, "The worker shut down; the task will run again.", CancellationToken.None);
+            // The worker is shutting down: keep the work file and checkpoint, hand the task back;
+            // Hangfire re-queues this job and an attempt elsewhere resumes it.
+            await store.RequeueAsync(lease, "The worker shut down; the task will resume from its last checkpoint.", CancellationToken.None);
             throw;
         }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        catch (OperationCanceledException) when (watch.CancelRequested)
         {
             artifacts.Delete(taskId);
-            await store.CompleteCancellationAsync(taskId, CancellationToken.None);
-            logger.LogInformation("Task {TaskId} cancelled while running", taskId);
+            await store.CompleteCancellationAsync(lease, CancellationToken.None);
+            Log.Cancelled(logger, taskId);
+        }
+        catch (OperationCanceledException) when (run.IsCancellationRequested)
+        {
+            artifacts.Delete(taskId);
+            await store.FailAsync(lease, $"The task timed out after {Describe(timeout)}.", CancellationToken.None);
+            Log.TimedOut(logger, taskId, timeout);
+        }
+        catch (Exception exception) when (IsPermanent(exception))
+        {
+            artifacts.Delete(taskId);
+            await store.FailAsync(lease, exception.Message, CancellationToken.None);
+            Log.FailedPermanently(logger, exception, taskId, task.Attempt);
         }
         catch (Exception exception)
         {
-            artifacts.Delete(taskId);
-            await store.FailAsync(taskId, exception.Message, CancellationToken.None);
-            logger.LogWarning(exception, "Task {TaskId} failed on attempt {Attempt}", taskId, task.Attempt);
+            if (task.Attempt < task.MaxAttempts)
+            {
+                var delay = RetryDelay(task.Attempt);
+                await store.ScheduleRetryAsync(lease, exception.Message, delay, CancellationToken.None);
+                Log.RetryScheduled(logger, exception, taskId, task.Attempt, delay);
+            }
+            else
+            {
+                artifacts.Delete(taskId);
+                await store.FailAsync(lease, exception.Message, CancellationToken.None);
+                Log.FailedPermanently(logger, exception, taskId, task.Attempt);
+            }
         }
         finally
         {
-            await cancel.CancelAsync();
+            watch.Done = true;
+            await run.CancelAsync();
             await watcher;
         }
     }
 
-    // TODO(#4): react to the cancel NOTIFY at once; polling is the fallback.
-    private async Task WatchForCancellationAsync(Guid taskId, CancellationTokenSource cancel)
+    /// <summary>Exponential backoff with ±20 % jitter, capped.</summary>
+    public TimeSpan RetryDelay(int attempt)
     {
+        var settings = options.Value;
+        var exponential = settings.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Max(0, attempt - 1));
+        var jitter = 0.8 + (Random.Shared.NextDouble() * 0.4);
+        return TimeSpan.FromMilliseconds(Math.Min(settings.RetryMaxDelay.TotalMilliseconds, exponential * jitter));
+    }
+
+    private static bool IsPermanent(Exception exception) =>
+        exception is PermanentTaskException or ArgumentException or ValidationException or JsonException or NotSupportedException;
+
+    private static string Describe(TimeSpan timeout) =>
+        timeout.TotalSeconds < 120 ? $"{timeout.TotalSeconds:0.#} s" : $"{timeout.TotalMinutes:0.#} min";
+
+    // Checks for a cancel request every CancellationCheckInterval and renews the lease every
+    // LeaseRenewInterval; stops the attempt when either says so.
+    private async Task WatchAsync(TaskLease lease, AttemptWatch watch, CancellationTokenSource run)
+    {
+        var settings = options.Value;
+        var lastRenewal = timeProvider.GetTimestamp();
         try
         {
-            while (!cancel.IsCancellationRequested)
+            while (!watch.Done)
             {
-                await Task.Delay(options.Value.CancellationCheckInterval, cancel.Token);
-                if (await store.IsCancelRequestedAsync(taskId, cancel.Token))
+                await Task.Delay(settings.CancellationCheckInterval, timeProvider, run.Token);
+                var renew = timeProvider.GetElapsedTime(lastRenewal) >= settings.LeaseRenewInterval;
+                var (held, cancelRequested) = renew
+                    ? await store.RenewLeaseAsync(lease, settings.LeaseDuration, run.Token)
+                    : await store.CheckLeaseAsync(lease, run.Token);
+                if (renew)
                 {
-                    await cancel.CancelAsync();
+                    lastRenewal = timeProvider.GetTimestamp();
+                }
+
+                if (!held || cancelRequested)
+                {
+                    watch.LeaseLost = !held;
+                    watch.CancelRequested = cancelRequested;
+                    await run.CancelAsync();
+                    return;
                 }
             }
         }
@@ -88,7 +166,16 @@ public sealed class TaskJob(
         }
         catch (Exception exception)
         {
-            logger.LogWarning(exception, "Cancellation watch of task {TaskId} stopped", taskId);
+            // The database is unreachable: the lease will lapse and another worker take over.
+            Log.WatchFailed(logger, exception, lease.TaskId);
         }
     }
+
+    private sealed class AttemptWatch
+    {
+        public volatile bool Done;
+        public volatile bool LeaseLost;
+        public volatile bool CancelRequested;
+    }
 }
+

@@ -16,6 +16,9 @@ public interface ITaskKind
     /// <summary>The name clients use in <c>kind</c> (lowercase).</summary>
     string Name { get; }
 
+    /// <summary>How long one attempt may run when the request sets no <c>timeout</c>.</summary>
+    TimeSpan DefaultTimeout { get; }
+
     /// <summary>Checks and normalises raw parameters: missing fields get their defaults, unknown ones are refused.</summary>
     ParameterCheck CheckParameters(JsonElement? parameters);
 
@@ -42,6 +45,8 @@ public abstract class TaskKind<TParameters> : ITaskKind where TParameters : clas
     };
 
     public abstract string Name { get; }
+
+    public abstract TimeSpan DefaultTimeout { get; }
 
     public ParameterCheck CheckParameters(JsonElement? parameters)
     {

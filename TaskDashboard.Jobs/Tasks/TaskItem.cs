@@ -22,6 +22,10 @@ public sealed record TaskItem
     public string? RequestHash { get; init; }
     public string? HangfireJobId { get; init; }
     public DateTimeOffset? CancelRequestedAt { get; init; }
+    public string? LeaseOwner { get; init; }
+    public DateTimeOffset? LeaseExpiresAt { get; init; }
+    public int? TimeoutSeconds { get; init; }
+    public JsonElement? Checkpoint { get; init; }
     public long LastEventSeq { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public required DateTimeOffset UpdatedAt { get; init; }
@@ -36,6 +40,12 @@ public sealed record TaskItem
     /// <summary>The message of the most recent error, if any.</summary>
     public string? LastError => Errors.Count == 0 ? null : Errors[^1].Message;
 }
+
+/// <summary>
+/// The right to write for one attempt of one task: every write of a running task is conditional on
+/// the row still naming this owner and attempt, so a worker whose lease was taken over writes nothing.
+/// </summary>
+public sealed record TaskLease(Guid TaskId, string Owner, int Attempt);
 
 /// <summary>One failure of one attempt.</summary>
 public sealed record TaskError(DateTimeOffset At, int Attempt, string Message);

@@ -26,7 +26,7 @@ public static class TaskTransitions
     private static readonly Dictionary<TaskState, TaskState[]> Sources = new()
     {
         [TaskState.Pending] = [TaskState.Running], // a running task handed back on worker shutdown
-        [TaskState.Scheduled] = [],
+        [TaskState.Scheduled] = [TaskState.Running], // a transient failure waiting for its retry
         [TaskState.Running] = [TaskState.Pending, TaskState.Scheduled],
         [TaskState.Succeeded] = [TaskState.Running],
         [TaskState.Failed] = [TaskState.Pending, TaskState.Scheduled, TaskState.Running],

@@ -12,6 +12,7 @@ public sealed record NewTask(
     string ParametersJson,
     TaskPriority Priority,
     int MaxAttempts,
+    int? TimeoutSeconds,
     string? IdempotencyKey,
     string RequestHash);
 
@@ -28,7 +29,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     private const string Columns = """
         id, owner_id, kind, parameters, priority, state, progress, stage, message, attempt, max_attempts,
         errors, result, idempotency_key, request_hash, hangfire_job_id, cancel_requested_at, last_event_seq,
-        created_at, updated_at, scheduled_at, started_at, completed_at, failed_at, cancelled_at
+        created_at, updated_at, scheduled_at, started_at, completed_at, failed_at, cancelled_at,
+        lease_owner, lease_expires_at, timeout_seconds, checkpoint
         """;
 
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
@@ -51,9 +53,9 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         await using var command = dataSource.CreateCommand($"""
             WITH inserted AS (
                 INSERT INTO dashboard.tasks (id, owner_id, kind, parameters, priority, state, max_attempts,
-                    idempotency_key, request_hash, last_event_seq, created_at, updated_at)
+                    timeout_seconds, idempotency_key, request_hash, last_event_seq, created_at, updated_at)
                 VALUES (@id, @owner, @kind, @parameters, @priority, 'Pending', @maxAttempts,
-                    @idempotencyKey, @requestHash, 1, @now, @now)
+                    @timeout, @idempotencyKey, @requestHash, 1, @now, @now)
                 {onConflict}
                 RETURNING id, state, created_at),
             created_event AS (
@@ -67,6 +69,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         command.Parameters.AddWithValue("parameters", NpgsqlDbType.Jsonb, task.ParametersJson);
         command.Parameters.AddWithValue("priority", task.Priority.ToApiName());
         command.Parameters.AddWithValue("maxAttempts", task.MaxAttempts);
+        command.Parameters.AddWithValue("timeout", NpgsqlDbType.Integer, (object?)task.TimeoutSeconds ?? DBNull.Value);
         command.Parameters.AddWithValue("idempotencyKey", NpgsqlDbType.Text, (object?)task.IdempotencyKey ?? DBNull.Value);
         command.Parameters.AddWithValue("requestHash", task.RequestHash);
         command.Parameters.AddWithValue("now", now);
@@ -82,6 +85,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 Priority = task.Priority,
                 State = TaskState.Pending,
                 MaxAttempts = task.MaxAttempts,
+                TimeoutSeconds = task.TimeoutSeconds,
                 IdempotencyKey = task.IdempotencyKey,
                 RequestHash = task.RequestHash,
                 LastEventSeq = 1,
@@ -200,88 +204,218 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     }
 
     /// <summary>
-    /// Claims a dispatched, pending task for an attempt. Returns null when the task is not there to
-    /// start (already running or final, cancelled, or its dispatch was rolled back).
+    /// Claims a dispatched task whose time has come for a new attempt under a fresh lease. Returns
+    /// null when it is not there to start: running under another lease, final, cancelled, not yet
+    /// due, or its dispatch was rolled back. A resumed attempt keeps its progress and checkpoint.
     /// </summary>
-    public Task<TaskItem?> TryStartAsync(Guid id, CancellationToken cancellationToken) =>
+    public Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
         TransitionAsync(
             id,
             TaskTransitions.SourcesOf(TaskState.Running),
-            set: "state = 'Running', attempt = attempt + 1, started_at = @now, progress = 0, stage = 'Starting', message = NULL",
+            set: """
+                state = 'Running', attempt = attempt + 1, lease_owner = @owner, lease_expires_at = @now + @lease,
+                started_at = coalesce(started_at, @now), scheduled_at = NULL,
+                stage = CASE WHEN checkpoint IS NULL THEN 'Starting' ELSE 'Resuming' END,
+                message = CASE WHEN checkpoint IS NULL THEN NULL ELSE 'Resuming from the last checkpoint' END
+                """,
             eventType: "'started'",
-            extraWhere: "AND hangfire_job_id IS NOT NULL AND cancel_requested_at IS NULL",
-            parameters: null,
-            cancellationToken);
-
-    public Task<TaskItem?> ReportProgressAsync(Guid id, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
-        TransitionAsync(
-            id,
-            [TaskState.Running],
-            set: "progress = @progress, stage = @stage, message = @message",
-            eventType: "'progress'",
-            extraWhere: null,
+            extraWhere: "AND hangfire_job_id IS NOT NULL AND cancel_requested_at IS NULL AND (scheduled_at IS NULL OR scheduled_at <= @now)",
             parameters: p =>
             {
-                p.AddWithValue("progress", (short)Math.Clamp(progress, 0, 100));
-                p.AddWithValue("stage", NpgsqlDbType.Text, (object?)stage ?? DBNull.Value);
-                p.AddWithValue("message", NpgsqlDbType.Text, (object?)message ?? DBNull.Value);
+                p.AddWithValue("owner", owner);
+                p.AddWithValue("lease", leaseDuration);
             },
             cancellationToken);
 
-    public Task<TaskItem?> SucceedAsync(Guid id, TaskResult result, CancellationToken cancellationToken) =>
-        TransitionAsync(
-            id,
-            TaskTransitions.SourcesOf(TaskState.Succeeded),
-            set: "state = 'Succeeded', progress = 100, stage = 'Done', message = @message, result = @result, completed_at = @now",
-            eventType: "'succeeded'",
-            extraWhere: null,
-            parameters: p =>
+    /// <summary>Extends the lease; returns whether it is still held and whether a cancel was asked for.</summary>
+    public async Task<(bool Held, bool CancelRequested)> RenewLeaseAsync(TaskLease lease, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            UPDATE dashboard.tasks SET lease_expires_at = @now + @lease
+            WHERE id = @id AND state = 'Running' AND lease_owner = @owner AND attempt = @attempt
+            RETURNING cancel_requested_at IS NOT NULL
+            """);
+        AddLease(command.Parameters, lease);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        command.Parameters.AddWithValue("lease", leaseDuration);
+        var result = await command.ExecuteScalarAsync(cancellationToken);
+        return result is bool cancel ? (true, cancel) : (false, false);
+    }
+
+    /// <summary>Reads, without writing, whether the lease is still held and whether a cancel was asked for.</summary>
+    public async Task<(bool Held, bool CancelRequested)> CheckLeaseAsync(TaskLease lease, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT state = 'Running' AND lease_owner = @owner AND attempt = @attempt, cancel_requested_at IS NOT NULL
+            FROM dashboard.tasks WHERE id = @id
+            """);
+        AddLease(command.Parameters, lease);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetBoolean(0), reader.GetBoolean(1)) : (false, false);
+    }
+
+    public async Task<bool> ReportProgressAsync(TaskLease lease, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
+        await FencedAsync(
+            lease,
+            set: "progress = @progress, stage = @stage, message = @message",
+            eventType: "'progress'",
+            p => AddProgress(p, progress, stage, message),
+            cancellationToken) is not null;
+
+    /// <summary>Stores the attempt's checkpoint together with its progress; false when the lease is lost.</summary>
+    public async Task<bool> CheckpointAsync(TaskLease lease, string checkpointJson, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
+        await FencedAsync(
+            lease,
+            set: "checkpoint = @checkpoint, progress = @progress, stage = @stage, message = @message",
+            eventType: "'progress'",
+            p =>
             {
-                p.AddWithValue("message", $"Wrote {result.FileName} ({result.SizeBytes:N0} bytes)");
+                AddProgress(p, progress, stage, message);
+                p.AddWithValue("checkpoint", NpgsqlDbType.Jsonb, checkpointJson);
+            },
+            cancellationToken) is not null;
+
+    public Task<TaskItem?> SucceedAsync(TaskLease lease, TaskResult result, CancellationToken cancellationToken) =>
+        FencedAsync(
+            lease,
+            set: """
+                state = 'Succeeded', progress = 100, stage = 'Done', message = @message, result = @result,
+                completed_at = @now, lease_owner = NULL, lease_expires_at = NULL, checkpoint = NULL
+                """,
+            eventType: "'succeeded'",
+            p =>
+            {
+                p.AddWithValue("message", $"Wrote {result.FileName} ({result.RowCount:N0} rows, {result.SizeBytes:N0} bytes)");
                 p.AddWithValue("result", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(result, Json));
             },
             cancellationToken);
 
-    public Task<TaskItem?> FailAsync(Guid id, string error, CancellationToken cancellationToken) =>
-        TransitionAsync(
-            id,
-            TaskTransitions.SourcesOf(TaskState.Failed),
-            set: """
+    public Task<TaskItem?> FailAsync(TaskLease lease, string error, CancellationToken cancellationToken) =>
+        FencedAsync(
+            lease,
+            set: $"""
                 state = 'Failed', message = @error, failed_at = @now, completed_at = @now,
-                errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', @error))
+                lease_owner = NULL, lease_expires_at = NULL, {AppendError}
                 """,
             eventType: "'failed'",
-            extraWhere: null,
-            parameters: p => p.AddWithValue("error", error),
+            p => p.AddWithValue("error", error),
+            cancellationToken);
+
+    /// <summary>Records a transient failure and schedules the next attempt; the dispatcher enqueues it when due.</summary>
+    public Task<TaskItem?> ScheduleRetryAsync(TaskLease lease, string error, TimeSpan delay, CancellationToken cancellationToken) =>
+        FencedAsync(
+            lease,
+            set: $"""
+                state = 'Scheduled', scheduled_at = @now + @delay, hangfire_job_id = NULL,
+                lease_owner = NULL, lease_expires_at = NULL, stage = 'Waiting to retry',
+                message = @message, {AppendError}
+                """,
+            eventType: "'retry_scheduled'",
+            p =>
+            {
+                p.AddWithValue("error", error);
+                p.AddWithValue("delay", delay);
+                p.AddWithValue("message", $"Attempt {lease.Attempt} failed: {error} Retrying in {delay.TotalSeconds:0.#} s.");
+            },
             cancellationToken);
 
     /// <summary>Ends a running task whose cancellation was requested.</summary>
-    public Task<TaskItem?> CompleteCancellationAsync(Guid id, CancellationToken cancellationToken) =>
-        TransitionAsync(
-            id,
-            [TaskState.Running],
-            set: "state = 'Cancelled', message = 'Cancelled while running', cancelled_at = @now, completed_at = @now",
+    public Task<TaskItem?> CompleteCancellationAsync(TaskLease lease, CancellationToken cancellationToken) =>
+        FencedAsync(
+            lease,
+            set: """
+                state = 'Cancelled', message = 'Cancelled while running', cancelled_at = @now, completed_at = @now,
+                lease_owner = NULL, lease_expires_at = NULL, checkpoint = NULL
+                """,
             eventType: "'cancelled'",
-            extraWhere: "AND cancel_requested_at IS NOT NULL",
             parameters: null,
             cancellationToken);
 
-    /// <summary>Hands a running task back to the queue (worker shutdown); the job runs it again.</summary>
-    public Task<TaskItem?> RequeueAsync(Guid id, string reason, CancellationToken cancellationToken) =>
-        TransitionAsync(
-            id,
-            TaskTransitions.SourcesOf(TaskState.Pending),
-            set: "state = 'Pending', stage = 'Queued', message = @reason",
+    /// <summary>Hands a running task back (worker shutdown); its Hangfire job is re-queued and resumes it.</summary>
+    public Task<TaskItem?> RequeueAsync(TaskLease lease, string reason, CancellationToken cancellationToken) =>
+        FencedAsync(
+            lease,
+            set: "state = 'Pending', stage = 'Queued', message = @reason, lease_owner = NULL, lease_expires_at = NULL",
             eventType: "'requeued'",
-            extraWhere: null,
-            parameters: p => p.AddWithValue("reason", reason),
+            p => p.AddWithValue("reason", reason),
             cancellationToken);
 
-    public async Task<bool> IsCancelRequestedAsync(Guid id, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes back every running task whose lease expired (its worker died): back to Pending without a
+    /// job so the dispatcher runs it again from its checkpoint, Cancelled when a cancel was asked
+    /// for, or Failed with "worker lost" once it has used all its attempts.
+    /// </summary>
+    public async Task<IReadOnlyList<TaskItem>> RecoverExpiredLeasesAsync(CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT cancel_requested_at IS NOT NULL FROM dashboard.tasks WHERE id = @id");
-        command.Parameters.AddWithValue("id", id);
-        return await command.ExecuteScalarAsync(cancellationToken) is true;
+        await using var command = dataSource.CreateCommand($"""
+            WITH expired AS (
+                SELECT id FROM dashboard.tasks
+                WHERE state = 'Running' AND lease_expires_at < @now
+                FOR UPDATE SKIP LOCKED),
+            changed AS (
+                UPDATE dashboard.tasks t SET
+                    state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'Cancelled'
+                                 WHEN attempt >= max_attempts THEN 'Failed' ELSE 'Pending' END,
+                    message = CASE WHEN cancel_requested_at IS NOT NULL THEN 'Cancelled; its worker was lost'
+                                   WHEN attempt >= max_attempts THEN 'Worker lost on attempt ' || attempt || ' of ' || max_attempts
+                                   ELSE 'Worker lost on attempt ' || attempt || '; resuming from the last checkpoint' END,
+                    stage = CASE WHEN cancel_requested_at IS NULL AND attempt < max_attempts THEN 'Queued' ELSE stage END,
+                    failed_at = CASE WHEN cancel_requested_at IS NULL AND attempt >= max_attempts THEN @now END,
+                    cancelled_at = CASE WHEN cancel_requested_at IS NOT NULL THEN @now END,
+                    completed_at = CASE WHEN cancel_requested_at IS NOT NULL OR attempt >= max_attempts THEN @now END,
+                    errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', 'worker lost')),
+                    hangfire_job_id = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = @now, last_event_seq = last_event_seq + 1
+                FROM expired WHERE t.id = expired.id
+                RETURNING t.*),
+            logged AS (
+                INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
+                SELECT id, last_event_seq, CASE state WHEN 'Pending' THEN 'requeued' ELSE lower(state) END,
+                    state, progress, stage, message, updated_at FROM changed)
+            SELECT {Columns} FROM changed
+            """);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var recovered = new List<TaskItem>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            recovered.Add(ReadTask(reader));
+        }
+
+        return recovered;
+    }
+
+    private const string AppendError =
+        "errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', @error))";
+
+    private Task<TaskItem?> FencedAsync(
+        TaskLease lease, string set, string eventType, Action<NpgsqlParameterCollection>? parameters, CancellationToken cancellationToken) =>
+        TransitionAsync(
+            lease.TaskId,
+            [TaskState.Running],
+            set,
+            eventType,
+            extraWhere: "AND lease_owner = @owner AND attempt = @attempt",
+            p =>
+            {
+                p.AddWithValue("owner", lease.Owner);
+                p.AddWithValue("attempt", lease.Attempt);
+                parameters?.Invoke(p);
+            },
+            cancellationToken);
+
+    private static void AddLease(NpgsqlParameterCollection parameters, TaskLease lease)
+    {
+        parameters.AddWithValue("id", lease.TaskId);
+        parameters.AddWithValue("owner", lease.Owner);
+        parameters.AddWithValue("attempt", lease.Attempt);
+    }
+
+    private static void AddProgress(NpgsqlParameterCollection parameters, int progress, string? stage, string? message)
+    {
+        parameters.AddWithValue("progress", (short)Math.Clamp(progress, 0, 100));
+        parameters.AddWithValue("stage", NpgsqlDbType.Text, (object?)stage ?? DBNull.Value);
+        parameters.AddWithValue("message", NpgsqlDbType.Text, (object?)message ?? DBNull.Value);
     }
 
     // One statement per transition: the conditional UPDATE bumps the task's event sequence and the
@@ -346,6 +480,10 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         CompletedAt = GetNullableTime(reader, 22),
         FailedAt = GetNullableTime(reader, 23),
         CancelledAt = GetNullableTime(reader, 24),
+        LeaseOwner = GetNullableString(reader, 25),
+        LeaseExpiresAt = GetNullableTime(reader, 26),
+        TimeoutSeconds = reader.IsDBNull(27) ? null : reader.GetInt32(27),
+        Checkpoint = reader.IsDBNull(28) ? null : JsonDocument.Parse(reader.GetString(28)).RootElement,
     };
 
     private static string? GetNullableString(NpgsqlDataReader reader, int ordinal) =>

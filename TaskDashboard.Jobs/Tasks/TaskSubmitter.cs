@@ -8,7 +8,8 @@ using TaskDashboard.Jobs.Kinds;
 namespace TaskDashboard.Jobs.Tasks;
 
 /// <summary>A request to run a task, as the API and the dashboard forms receive it.</summary>
-public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, string? IdempotencyKey);
+/// <param name="Timeout">Seconds one attempt may run; the kind's default when null.</param>
+public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? IdempotencyKey);
 
 public enum SubmitStatus
 {
@@ -30,6 +31,9 @@ public sealed record SubmitResult(SubmitStatus Status, TaskItem? Task, IReadOnly
 /// <summary>Validates a submission and commits it as a pending task; the dispatcher enqueues it.</summary>
 public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskDispatcher dispatcher, IOptions<JobsOptions> options)
 {
+    /// <summary>Longest accepted per-request <c>timeout</c>, in seconds (a day).</summary>
+    public const int MaxTimeoutSeconds = 86_400;
+
     /// <summary>Longest accepted <c>Idempotency-Key</c>.</summary>
     public const int MaxIdempotencyKeyLength = 200;
 
@@ -62,6 +66,11 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             errors["priority"] = [$"Unknown priority '{request.Priority}': use one of {string.Join(", ", TaskPriorities.All.Select(p => p.ToApiName()))}."];
         }
 
+        if (request.Timeout is < 1 or > MaxTimeoutSeconds)
+        {
+            errors["timeout"] = [$"'timeout' is in seconds, from 1 to {MaxTimeoutSeconds}."];
+        }
+
         if (request.IdempotencyKey is { } key && (key.Length is 0 or > MaxIdempotencyKeyLength || key.Any(c => c is < '!' or > '~')))
         {
             errors["Idempotency-Key"] = [$"The Idempotency-Key header must be 1 to {MaxIdempotencyKeyLength} printable ASCII characters without spaces."];
@@ -73,9 +82,9 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
         }
 
         var normalized = parameters!.NormalizedJson!;
-        var hash = RequestHash(request.Kind!, priority, normalized);
+        var hash = RequestHash(request.Kind!, priority, request.Timeout, normalized);
         var (task, created) = await store.InsertAsync(
-            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.IdempotencyKey, hash),
+            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.Timeout, request.IdempotencyKey, hash),
             cancellationToken);
 
         if (created)
@@ -89,6 +98,6 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             : new SubmitResult(SubmitStatus.IdempotencyKeyReused, task, NoErrors);
     }
 
-    private static string RequestHash(string kind, TaskPriority priority, string normalizedParameters) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{kind}\n{priority.ToApiName()}\n{normalizedParameters}")));
+    private static string RequestHash(string kind, TaskPriority priority, int? timeout, string normalizedParameters) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}")));
 }

@@ -23,6 +23,9 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
 
     protected virtual bool RunServer => false;
 
+    /// <summary>Demo orders seeded in each test database: a year of data, small enough to seed in a blink.</summary>
+    public const int DemoRows = 20_000;
+
     public string ConnectionString { get; private set; } = "";
 
     public string ArtifactsPath { get; } = Directory.CreateTempSubdirectory("taskdashboard-artifacts-").FullName;
@@ -46,6 +49,12 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("Jobs:DispatchInterval", "00:00:00.200");
         builder.UseSetting("Jobs:CancellationCheckInterval", "00:00:00.200");
         builder.UseSetting("Jobs:WorkerCount", "2");
+        builder.UseSetting("Jobs:LeaseDuration", "00:00:02");
+        builder.UseSetting("Jobs:LeaseRenewInterval", "00:00:00.500");
+        builder.UseSetting("Jobs:LeaseCheckInterval", "00:00:00.500");
+        builder.UseSetting("Jobs:RetryBaseDelay", "00:00:00.200");
+        builder.UseSetting("DemoData:Rows", DemoRows.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Export:BatchRows", "2000");
         builder.ConfigureTestServices(ConfigureTestServices);
         if (Environment.GetEnvironmentVariable("TASKDASHBOARD_TEST_LOG_DIR") is { Length: > 0 } logDirectory)
         {

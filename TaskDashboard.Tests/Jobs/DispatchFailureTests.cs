@@ -66,7 +66,7 @@ public sealed class DispatchFailureTests(FlakyDispatchApp app) : IClassFixture<F
         _ = app.Services.GetRequiredService<FlakyJobClient>();
         Interlocked.Exchange(ref app.Client.FailBeforeCreate, 3);
 
-        var created = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2026-01-01","to":"2026-01-20"}}""", Ct);
+        var created = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2025-01-01","to":"2025-01-20"}}""", Ct);
         var done = await app.WaitForStateAsync(client, created.Id, TaskState.Succeeded, Ct);
 
         Assert.Equal(TaskState.Pending, created.Status);
@@ -81,7 +81,7 @@ public sealed class DispatchFailureTests(FlakyDispatchApp app) : IClassFixture<F
         _ = app.Services.GetRequiredService<FlakyJobClient>();
         Interlocked.Exchange(ref app.Client.FailAfterCreate, 1);
 
-        var created = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2026-01-01","to":"2026-01-20"}}""", Ct);
+        var created = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2025-01-01","to":"2025-01-20"}}""", Ct);
         var done = await app.WaitForStateAsync(client, created.Id, TaskState.Succeeded, Ct);
 
         Assert.Equal(1, done.Attempt);

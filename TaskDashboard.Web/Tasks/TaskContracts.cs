@@ -3,10 +3,11 @@ using TaskDashboard.Jobs.Tasks;
 
 namespace TaskDashboard.Web.Tasks;
 
-public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority);
+/// <param name="Timeout">Seconds one attempt may run (1-86400); the kind's default when omitted.</param>
+public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority, int? Timeout);
 
 /// <summary>The body of <c>POST /api/reports</c> and <c>POST /api/exports</c>: the kind is in the path.</summary>
-public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority);
+public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority, int? Timeout);
 
 public sealed record TaskLinks(string Self, string Events, string Cancel, string Result);
 
@@ -22,6 +23,7 @@ public sealed record TaskResponse(
     string? Message,
     int Attempt,
     int MaxAttempts,
+    int? Timeout,
     JsonElement Parameters,
     DateTimeOffset CreatedAt,
     DateTimeOffset? StartedAt,
@@ -52,6 +54,7 @@ public static class TaskResponseMapping
             task.Message,
             task.Attempt,
             task.MaxAttempts,
+            task.TimeoutSeconds,
             task.Parameters,
             task.CreatedAt,
             task.StartedAt,

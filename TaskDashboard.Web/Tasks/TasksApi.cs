@@ -42,13 +42,13 @@ public static class TasksApi
     public static async Task<IResult> SubmitAsync(HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         var (body, error) = await JsonBody.ReadAsync<SubmitTaskRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
-        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, body.Timeout, cancellationToken);
     }
 
     public static async Task<IResult> SubmitKindAsync(string kind, HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         var (body, error) = await JsonBody.ReadAsync<SubmitKindRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
-        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, body.Timeout, cancellationToken);
     }
 
     private static async Task<IResult> SubmitCoreAsync(
@@ -58,11 +58,12 @@ public static class TasksApi
         string? kind,
         System.Text.Json.JsonElement? parameters,
         string? priority,
+        int? timeout,
         CancellationToken cancellationToken)
     {
         var idempotencyKey = context.Request.Headers["Idempotency-Key"] is { Count: > 0 } values ? values.ToString() : null;
         var outcome = await submitter.SubmitAsync(
-            new SubmitTask(OwnerOf(context, options), kind, parameters, priority, idempotencyKey), cancellationToken);
+            new SubmitTask(OwnerOf(context, options), kind, parameters, priority, timeout, idempotencyKey), cancellationToken);
 
         switch (outcome.Status)
         {

@@ -1,18 +1,18 @@
 using System.ComponentModel.DataAnnotations;
+using TaskDashboard.Jobs.DemoData;
 
 namespace TaskDashboard.Jobs.Kinds.Export;
 
-/// <summary>What an export writes: the demo orders in a date range, optionally one region.</summary>
+/// <summary>What an export writes: the demo orders of a date range, optionally of one region.</summary>
 public sealed class ExportParameters : IValidatableObject
 {
-    /// <summary>First day included (inclusive); all days when omitted.</summary>
+    /// <summary>First day included (inclusive); the first day of the data when omitted.</summary>
     public DateOnly? From { get; set; }
 
-    /// <summary>Last day included (inclusive); all days when omitted.</summary>
+    /// <summary>Last day included (inclusive); the last day of the data when omitted.</summary>
     public DateOnly? To { get; set; }
 
-    /// <summary>Only this region, when given.</summary>
-    [StringLength(64, MinimumLength = 1)]
+    /// <summary>Only this region (central, east, north, south, west), when given.</summary>
     public string? Region { get; set; }
 
     /// <summary><c>csv</c> or <c>ndjson</c>.</summary>
@@ -31,6 +31,11 @@ public sealed class ExportParameters : IValidatableObject
         if (From > To)
         {
             yield return new ValidationResult("'from' must not be after 'to'.", [nameof(From)]);
+        }
+
+        if (Region is not null && !DemoOrders.Regions.Contains(Region))
+        {
+            yield return new ValidationResult($"The region must be one of {string.Join(", ", DemoOrders.Regions)}.", [nameof(Region)]);
         }
     }
 }
