@@ -42,19 +42,12 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseSetting("ConnectionStrings:Postgres", ConnectionString);
+        foreach (var (key, value) in EngineSettings(this))
+        {
+            builder.UseSetting(key, value);
+        }
+
         builder.UseSetting("Jobs:RunServer", RunServer.ToString());
-        builder.UseSetting("Jobs:ArtifactsPath", ArtifactsPath);
-        builder.UseSetting("Jobs:QueuePollInterval", "00:00:00.200");
-        builder.UseSetting("Jobs:DispatchInterval", "00:00:00.200");
-        builder.UseSetting("Jobs:CancellationCheckInterval", "00:00:00.200");
-        builder.UseSetting("Jobs:WorkerCount", "2");
-        builder.UseSetting("Jobs:LeaseDuration", "00:00:02");
-        builder.UseSetting("Jobs:LeaseRenewInterval", "00:00:00.500");
-        builder.UseSetting("Jobs:LeaseCheckInterval", "00:00:00.500");
-        builder.UseSetting("Jobs:RetryBaseDelay", "00:00:00.200");
-        builder.UseSetting("DemoData:Rows", DemoRows.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        builder.UseSetting("Export:BatchRows", "2000");
         builder.ConfigureTestServices(ConfigureTestServices);
         if (Environment.GetEnvironmentVariable("TASKDASHBOARD_TEST_LOG_DIR") is { Length: > 0 } logDirectory)
         {
@@ -64,6 +57,23 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
             builder.ConfigureLogging(logging => logging.AddProvider(new FileLoggerProvider(file)));
         }
     }
+
+    /// <summary>The settings every test host and worker process of this fixture shares: fast timings, small data.</summary>
+    public static IEnumerable<KeyValuePair<string, string>> EngineSettings(TaskDashboardApp app) => new Dictionary<string, string>
+    {
+        ["ConnectionStrings:Postgres"] = app.ConnectionString,
+        ["Jobs:ArtifactsPath"] = app.ArtifactsPath,
+        ["Jobs:QueuePollInterval"] = "00:00:00.200",
+        ["Jobs:DispatchInterval"] = "00:00:00.200",
+        ["Jobs:CancellationCheckInterval"] = "00:00:00.200",
+        ["Jobs:WorkerCount"] = "2",
+        ["Jobs:LeaseDuration"] = "00:00:02",
+        ["Jobs:LeaseRenewInterval"] = "00:00:00.500",
+        ["Jobs:LeaseCheckInterval"] = "00:00:00.500",
+        ["Jobs:RetryBaseDelay"] = "00:00:00.200",
+        ["DemoData:Rows"] = DemoRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Export:BatchRows"] = "2000",
+    };
 
     protected virtual void ConfigureTestServices(IServiceCollection services)
     {

@@ -45,6 +45,69 @@ public sealed class PipelineTests(WorkerApp app) : IClassFixture<WorkerApp>
         Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Seq));
     }
 
+    [Fact]
+    public async Task ReportCsv_HoldsTheSameTotalsAsSql()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/reports", """{"parameters":{"from":"2025-02-10","to":"2025-05-20","groupBy":"region","format":"csv"}}""", Ct);
+        var done = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        var csv = await client.GetStringAsync(done.ResultUrl, Ct);
+
+        await using var command = app.Database.CreateCommand("""
+            SELECT string_agg(format('%s,%s,%s,%s', region, n, q, to_char(a, 'FM999999999990.00')), E'\n' ORDER BY region)
+            FROM (SELECT region, count(*) n, sum(quantity) q, sum(amount) a FROM dashboard.orders
+                  WHERE created_at >= '2025-02-10 00:00:00+00' AND created_at < '2025-05-21 00:00:00+00' GROUP BY region) t
+            """);
+        var expected = "region,orders,quantity,amount\n" + await command.ExecuteScalarAsync(Ct) + "\n";
+        Assert.Equal(expected, csv);
+        Assert.Equal(5, done.Result!.RowCount);
+        Assert.Equal("text/csv; charset=utf-8", done.Result.ContentType);
+    }
+
+    [Fact]
+    public async Task ReportHtml_IsSelfContainedWithChartAndTable()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/reports", """{"parameters":{"from":"2025-01-01","to":"2025-12-31","groupBy":"month"}}""", Ct);
+        var done = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        var html = await client.GetStringAsync(done.ResultUrl, Ct);
+
+        Assert.StartsWith("<!DOCTYPE html>", html);
+        Assert.Contains("<svg", html);
+        Assert.Equal(12, System.Text.RegularExpressions.Regex.Count(html, "<rect "));
+        Assert.Contains("<td>2025-12</td>", html);
+        Assert.DoesNotContain("http://", html.Replace("http://www.w3.org/2000/svg", "", StringComparison.Ordinal));
+        Assert.Equal(12, done.Result!.RowCount);
+    }
+
+    [Fact]
+    public async Task GzippedNdjsonExport_OfOneRegion_DecompressesToOneJsonObjectPerOrder()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/exports", """{"parameters":{"from":"2025-03-01","to":"2025-03-31","region":"north","format":"ndjson","gzip":true}}""", Ct);
+        var done = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        var compressed = await client.GetByteArrayAsync(done.ResultUrl, Ct);
+        using var gzip = new System.IO.Compression.GZipStream(new MemoryStream(compressed), System.IO.Compression.CompressionMode.Decompress);
+        var lines = (await new StreamReader(gzip).ReadToEndAsync(Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        await using var command = app.Database.CreateCommand("""
+            SELECT count(*) FROM dashboard.orders
+            WHERE region = 'north' AND created_at >= '2025-03-01 00:00:00+00' AND created_at < '2025-04-01 00:00:00+00'
+            """);
+        Assert.Equal((long)(await command.ExecuteScalarAsync(Ct))!, lines.Length);
+        Assert.Equal(lines.Length, done.Result!.RowCount);
+        Assert.Equal("application/gzip", done.Result.ContentType);
+        Assert.All(lines, line =>
+        {
+            var order = System.Text.Json.JsonDocument.Parse(line).RootElement;
+            Assert.Equal("north", order.GetProperty("region").GetString());
+            Assert.StartsWith("2025-03-", order.GetProperty("createdAt").GetString());
+        });
+    }
+
     private async Task<long> CountOrdersAsync(string from, string to)
     {
         await using var command = app.Database.CreateCommand("SELECT count(*) FROM dashboard.orders WHERE created_at >= $1::date AND created_at < $2::date");

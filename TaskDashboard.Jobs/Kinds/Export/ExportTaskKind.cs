@@ -38,7 +38,8 @@ public sealed class ExportTaskKind(NpgsqlDataSource dataSource, IOptions<ExportO
         var extension = parameters.Format + (parameters.Gzip ? ".gz" : "");
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
 
-        await context.ReportProgressAsync(0, "Counting", "Counting the rows to export", cancellationToken);
+        // A resumed attempt keeps the progress its checkpoint stands for.
+        await context.ReportProgressAsync(context.Task.Progress, "Counting", "Counting the rows to export", cancellationToken);
         var (total, minId, maxId) = await CountAsync(connection, from, to, parameters.Region, cancellationToken);
 
         var checkpoint = context.GetCheckpoint<ExportCheckpoint>();

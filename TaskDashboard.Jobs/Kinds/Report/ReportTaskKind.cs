@@ -33,7 +33,8 @@ public sealed class ReportTaskKind(NpgsqlDataSource dataSource, IOptions<ReportO
         var to = parameters.To!.Value;
         var months = Months(from, to);
         var checkpoint = context.GetCheckpoint<ReportCheckpoint>() ?? new ReportCheckpoint(0, []);
-        await context.ReportProgressAsync(2, "Querying", $"{months.Count} month(s) to summarise", cancellationToken);
+        // A resumed attempt keeps the progress its checkpoint stands for.
+        await context.ReportProgressAsync(Math.Max(2, context.Task.Progress), "Querying", $"{months.Count} month(s) to summarise", cancellationToken);
 
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         for (var month = checkpoint.NextMonth; month < months.Count; month++)

@@ -1,0 +1,86 @@
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Jobs;
+
+[Collection(AppCollection.Name)]
+public sealed class EngineTests(EngineApp app) : IClassFixture<EngineApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task TransientFailures_AreRetriedWithBackoff_UntilTheTaskSucceeds()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"failTimes":2}}""", Ct);
+        var done = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+
+        Assert.Equal(3, done.Attempt);
+        var stored = await app.Services.GetRequiredService<TaskStore>().GetForExecutionAsync(task.Id, Ct);
+        Assert.Equal(["scripted transient failure on attempt 1", "scripted transient failure on attempt 2"], stored!.Errors.Select(e => e.Message));
+        Assert.Equal([1, 2], stored.Errors.Select(e => e.Attempt));
+        var events = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task.Id, 0, Ct);
+        Assert.Equal(2, events.Count(e => e.Type == "retry_scheduled"));
+        Assert.Equal(3, events.Count(e => e.Type == "started"));
+        Assert.Contains(events, e => e.Type == "retry_scheduled" && e.State == TaskState.Scheduled && e.Message!.Contains("Retrying in"));
+    }
+
+    [Fact]
+    public async Task TransientFailures_EndFailedWithTheLastError_WhenAttemptsRunOut()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"failTimes":9}}""", Ct);
+        var failed = await app.WaitForStateAsync(client, task.Id, TaskState.Failed, Ct);
+
+        Assert.Equal(3, failed.Attempt);
+        Assert.Equal(3, failed.MaxAttempts);
+        Assert.Equal("scripted transient failure on attempt 3", failed.Error);
+    }
+
+    [Fact]
+    public async Task PermanentFailure_FailsAtOnceWithoutRetry()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"failTimes":1,"permanent":true}}""", Ct);
+        var failed = await app.WaitForStateAsync(client, task.Id, TaskState.Failed, Ct);
+
+        Assert.Equal(1, failed.Attempt);
+        Assert.Equal("scripted permanent failure on attempt 1", failed.Error);
+        Assert.False(Directory.Exists(Path.Combine(app.ArtifactsPath, task.Id.ToString("N"))));
+    }
+
+    [Fact]
+    public async Task Timeout_EndsTheTaskFailed_WithAClearReason()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":30000},"timeout":1}""", Ct);
+        var failed = await app.WaitForStateAsync(client, task.Id, TaskState.Failed, Ct);
+
+        Assert.Equal(1, task.Timeout);
+        Assert.Equal("The task timed out after 1 s.", failed.Error);
+        Assert.Equal(1, failed.Attempt);
+        Assert.False(Directory.Exists(Path.Combine(app.ArtifactsPath, task.Id.ToString("N"))));
+    }
+
+    [Fact]
+    public async Task RunningTask_StopsWithinTwoSecondsOfTheCancelRequest_AndRemovesItsPartialArtifact()
+    {
+        var client = app.CreateClient();
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":60000}}""", Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Running, Ct);
+
+        var cancel = await client.PostAsync($"/api/tasks/{task.Id}/cancel", null, Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Cancelled, Ct, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, cancel.StatusCode);
+        var stored = (await app.Services.GetRequiredService<TaskStore>().GetForExecutionAsync(task.Id, Ct))!;
+        var stopTime = stored.CancelledAt!.Value - stored.CancelRequestedAt!.Value;
+        Assert.True(stopTime < TimeSpan.FromSeconds(2), $"stopped {stopTime.TotalMilliseconds:F0} ms after the request");
+        Assert.False(Directory.Exists(Path.Combine(app.ArtifactsPath, task.Id.ToString("N"))));
+    }
+}

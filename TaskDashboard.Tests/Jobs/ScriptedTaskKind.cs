@@ -1,0 +1,63 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Kinds;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Jobs;
+
+public sealed class ScriptedParameters
+{
+    /// <summary>The first this-many attempts fail.</summary>
+    [Range(0, 10)]
+    public int FailTimes { get; set; }
+
+    /// <summary>Fail with a permanent error instead of a transient one.</summary>
+    public bool Permanent { get; set; }
+
+    /// <summary>How long a successful attempt works, reporting progress as it goes.</summary>
+    [Range(0, 600_000)]
+    public int RunMs { get; set; }
+}
+
+/// <summary>
+/// A task kind for engine tests, registered through the same AddTaskKind point as the real ones: it
+/// fails on cue, works for a while, honours cancellation and writes a small artifact.
+/// </summary>
+public sealed class ScriptedTaskKind : TaskKind<ScriptedParameters>
+{
+    public override string Name => "scripted";
+
+    public override TimeSpan DefaultTimeout => TimeSpan.FromSeconds(60);
+
+    protected override async Task<TaskResult> ExecuteAsync(TaskExecutionContext context, ScriptedParameters parameters, CancellationToken cancellationToken)
+    {
+        if (context.Task.Attempt <= parameters.FailTimes)
+        {
+            throw parameters.Permanent
+                ? new PermanentTaskException($"scripted permanent failure on attempt {context.Task.Attempt}")
+                : new IOException($"scripted transient failure on attempt {context.Task.Attempt}");
+        }
+
+        var path = context.WorkFilePath("txt");
+        await File.WriteAllTextAsync(path, "partial", cancellationToken);
+        var started = DateTime.UtcNow;
+        while ((DateTime.UtcNow - started).TotalMilliseconds < parameters.RunMs)
+        {
+            var percent = (int)((DateTime.UtcNow - started).TotalMilliseconds * 100 / parameters.RunMs);
+            await context.ReportProgressAsync(percent, "Working", null, cancellationToken);
+            await Task.Delay(50, cancellationToken);
+        }
+
+        await File.WriteAllTextAsync(path, $"done on attempt {context.Task.Attempt}\n", cancellationToken);
+        return await context.CompleteArtifactAsync(path, "scripted.txt", "text/plain", 1, cancellationToken);
+    }
+}
+
+/// <summary>The app with workers and the scripted kind.</summary>
+public sealed class EngineApp : WorkerApp
+{
+    protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();
+}

@@ -1,0 +1,103 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Tasks;
+
+/// <summary>
+/// Leases on real PostgreSQL, in the API-only app (its dispatcher and lease reaper run; no worker
+/// takes the tasks, so the test plays the workers through the store).
+/// </summary>
+[Collection(AppCollection.Name)]
+public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Zombie_CannotWriteProgressCheckpointOrResult_AfterItsLeaseWasTakenOver()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is not null);
+
+        var zombie = await store.TryClaimAsync(task.Id, "zombie", TimeSpan.FromMilliseconds(300), Ct);
+        Assert.NotNull(zombie);
+        Assert.True(await store.CheckpointAsync(new TaskLease(task.Id, "zombie", 1), """{"lastId":10}""", 10, "Exporting", null, Ct));
+        // The zombie stops renewing; the reaper takes the task back and the dispatcher re-enqueues it.
+        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null });
+        var successor = await store.TryClaimAsync(task.Id, "successor", TimeSpan.FromMinutes(1), Ct);
+
+        var zombieLease = new TaskLease(task.Id, "zombie", 1);
+        Assert.Equal(2, successor!.Attempt);
+        Assert.Equal(10, successor.Progress);
+        Assert.False(await store.CheckpointAsync(zombieLease, """{"lastId":999}""", 99, "Exporting", null, Ct));
+        Assert.False(await store.ReportProgressAsync(zombieLease, 98, "Exporting", null, Ct));
+        Assert.Null(await store.SucceedAsync(zombieLease, new TaskResult("x", "text/plain", 1, 1, "00", "x"), Ct));
+        Assert.Null(await store.FailAsync(zombieLease, "zombie error", Ct));
+        Assert.Null(await store.ScheduleRetryAsync(zombieLease, "zombie error", TimeSpan.Zero, Ct));
+        Assert.Null(await store.CompleteCancellationAsync(zombieLease, Ct));
+        Assert.Equal((false, false), await store.RenewLeaseAsync(zombieLease, TimeSpan.FromMinutes(1), Ct));
+        var after = (await store.GetForExecutionAsync(task.Id, Ct))!;
+        Assert.Equal(TaskState.Running, after.State);
+        Assert.Equal("successor", after.LeaseOwner);
+        Assert.Equal(10, after.Progress);
+        Assert.Equal(10, after.Checkpoint!.Value.GetProperty("lastId").GetInt32());
+        Assert.Equal("worker lost", Assert.Single(after.Errors).Message);
+    }
+
+    [Fact]
+    public async Task ExpiredLease_EndsFailedWithWorkerLost_WhenNoAttemptIsLeft()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null });
+            Assert.NotNull(await store.TryClaimAsync(task.Id, $"doomed-{attempt}", TimeSpan.FromMilliseconds(200), Ct));
+        }
+
+        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.IsFinal);
+        var failed = (await store.GetForExecutionAsync(task.Id, Ct))!;
+
+        Assert.Equal(TaskState.Failed, failed.State);
+        Assert.Equal("Worker lost on attempt 3 of 3", failed.Message);
+        Assert.Equal(3, failed.Errors.Count);
+    }
+
+    [Fact]
+    public async Task CancelledQueuedTask_NeverStarts_WhenItsJobRunsLater()
+    {
+        var client = app.CreateClient();
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is not null);
+
+        var cancel = await client.PostAsync($"/api/tasks/{task.Id}/cancel", null, Ct);
+        await app.Services.GetRequiredService<TaskJob>().RunAsync(task.Id, Ct);
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, cancel.StatusCode);
+        var after = (await client.GetFromJsonAsync<Web.Tasks.TaskResponse>($"/api/tasks/{task.Id}", TaskDashboardApp.Json, Ct))!;
+        Assert.Equal(TaskState.Cancelled, after.Status);
+        Assert.Null(after.StartedAt);
+        Assert.Equal(0, after.Attempt);
+        var events = await store.GetEventsAsync(task.Id, 0, Ct);
+        Assert.DoesNotContain(events, e => e.Type == "started");
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("The condition never held.");
+            }
+
+            await Task.Delay(50, Ct);
+        }
+    }
+}
