@@ -70,15 +70,17 @@ public sealed class TaskExecutionContext(TaskItem task, TaskLease lease, Artifac
     }
 
     /// <summary>Turns the finished work file into the task's result: hashed, renamed, earlier attempts removed.</summary>
-    public async Task<TaskResult> CompleteArtifactAsync(string workFile, string fileName, string contentType, long rows, CancellationToken cancellationToken)
+    /// <param name="sha256">The file's hash when the kind computed it while writing; read and hashed here otherwise.</param>
+    public async Task<TaskResult> CompleteArtifactAsync(
+        string workFile, string fileName, string contentType, long rows, CancellationToken cancellationToken, string? sha256 = null)
     {
-        string sha256;
-        long size;
-        await using (var stream = File.OpenRead(workFile))
+        if (sha256 is null)
         {
+            await using var stream = File.OpenRead(workFile);
             sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
-            size = stream.Length;
         }
+
+        var size = new FileInfo(workFile).Length;
 
         var final = artifacts.PathFor(Task.Id, fileName);
         File.Move(workFile, final, overwrite: true);

@@ -7,6 +7,12 @@ using TaskDashboard.Bench;
 
 // Submission benchmark: pgbench single-row INSERT transactions (the baseline) and POST /api/exports
 // at the same concurrency against the same PostgreSQL cluster, in one run. Loopback only.
+if (args.FirstOrDefault() == "export")
+{
+    await ExportBench.RunAsync(args[1..]);
+    return;
+}
+
 var settings = Settings.Parse(args);
 var culture = CultureInfo.InvariantCulture;
 

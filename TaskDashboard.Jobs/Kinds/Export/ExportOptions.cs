@@ -13,5 +13,5 @@ public sealed class ExportOptions
 
     /// <summary>Order ids per batch; a checkpoint (with an fsync of the file) follows every batch.</summary>
     [Range(100, 10_000_000)]
-    public int BatchRows { get; set; } = 50_000;
+    public int BatchRows { get; set; } = 100_000;
 }

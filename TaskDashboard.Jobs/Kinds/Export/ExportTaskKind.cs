@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.IO.Compression;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -48,20 +49,24 @@ public sealed class ExportTaskKind(NpgsqlDataSource dataSource, IOptions<ExportO
             checkpoint = new ExportCheckpoint(minId - 1, 0, 0);
         }
 
+        // The hash grows with the file; a resumed attempt first feeds it the part it keeps.
         var path = context.WorkFilePath(extension);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await HashingStream.AppendFileAsync(hash, path, checkpoint.Bytes, cancellationToken);
         await using (var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.Read, 1 << 16))
         {
             file.Seek(0, SeekOrigin.End);
+            var output = new HashingStream(file, hash);
             if (checkpoint.Bytes == 0 && parameters.Format == "csv")
             {
-                await WriteMemberAsync(file, parameters.Gzip, async s => await s.WriteAsync(CsvHeader, cancellationToken));
+                await WriteMemberAsync(output, parameters.Gzip, async s => await s.WriteAsync(CsvHeader, cancellationToken));
             }
 
             while (checkpoint.LastId < maxId)
             {
                 var upTo = Math.Min(maxId, checkpoint.LastId + options.Value.BatchRows);
                 long rows = 0;
-                await WriteMemberAsync(file, parameters.Gzip, async s => rows = parameters.Format == "csv"
+                await WriteMemberAsync(output, parameters.Gzip, async s => rows = parameters.Format == "csv"
                     ? await CopyCsvAsync(connection, s, checkpoint.LastId, upTo, from, to, parameters.Region, cancellationToken)
                     : await WriteNdjsonAsync(connection, s, checkpoint.LastId, upTo, from, to, parameters.Region, cancellationToken));
                 file.Flush(flushToDisk: true);
@@ -78,10 +83,10 @@ public sealed class ExportTaskKind(NpgsqlDataSource dataSource, IOptions<ExportO
 
         var fileName = $"export-{from:yyyyMMdd}-{to:yyyyMMdd}{(parameters.Region is null ? "" : "-" + parameters.Region)}.{extension}";
         var contentType = parameters.Gzip ? "application/gzip" : parameters.Format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
-        return await context.CompleteArtifactAsync(path, fileName, contentType, checkpoint.Rows, cancellationToken);
+        return await context.CompleteArtifactAsync(path, fileName, contentType, checkpoint.Rows, cancellationToken, Convert.ToHexStringLower(hash.GetHashAndReset()));
     }
 
-    private static async Task WriteMemberAsync(FileStream file, bool gzip, Func<Stream, Task> write)
+    private static async Task WriteMemberAsync(Stream file, bool gzip, Func<Stream, Task> write)
     {
         if (!gzip)
         {
