@@ -44,6 +44,23 @@ public sealed class ComposeFileTests
     }
 
     [Fact]
+    public void Compose_RunsWorkerOnlyNodes_OnTheSameDatabaseAndArtifacts_WithoutPorts()
+    {
+        var services = Services();
+        var web = (YamlMappingNode)services["web"];
+        var worker = (YamlMappingNode)services["worker"];
+
+        var command = ((YamlSequenceNode)worker["command"]).Select(c => c.ToString()).ToList();
+        var workerEnvironment = (YamlMappingNode)worker["environment"];
+        var webEnvironment = (YamlMappingNode)web["environment"];
+
+        Assert.Equal(["--role", "worker"], command);
+        Assert.Equal(webEnvironment["ConnectionStrings__Postgres"].ToString(), workerEnvironment["ConnectionStrings__Postgres"].ToString());
+        Assert.Equal(((YamlSequenceNode)web["volumes"]).Select(v => v.ToString()), ((YamlSequenceNode)worker["volumes"]).Select(v => v.ToString()));
+        Assert.DoesNotContain("ports", worker.Children.Keys.Select(k => k.ToString()));
+    }
+
+    [Fact]
     public void Compose_PublishesWebOnLoopbackOnly_WithARangeForScaleOut()
     {
         var web = (YamlMappingNode)Services()["web"];
