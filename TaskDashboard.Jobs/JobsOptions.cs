@@ -61,6 +61,13 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan LeaseCheckInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a task may wait with a Hangfire job before that job's state is checked; a job that is
+    /// gone or ended without running the task is replaced.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan LostJobAfter { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>How long running jobs get to checkpoint and stop when the process shuts down.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);

@@ -36,6 +36,9 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Warning, Message = "Took back task {TaskId} from a lost worker: now {State}")]
     public static partial void Recovered(ILogger logger, Guid taskId, TaskState state);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskId} waited on Hangfire job {JobId}, which is {JobState}; queued again")]
+    public static partial void LostJobRequeued(ILogger logger, Guid taskId, string jobId, string jobState);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Looking for expired leases failed")]
     public static partial void RecoveryFailed(ILogger logger, Exception exception);
 

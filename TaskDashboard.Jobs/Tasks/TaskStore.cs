@@ -385,6 +385,41 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return recovered;
     }
 
+    /// <summary>
+    /// Tasks waiting with a Hangfire job for longer than <paramref name="olderThan"/>: candidates for a
+    /// job that was lost (deleted in the dashboard, or ended without starting the task).
+    /// </summary>
+    public async Task<IReadOnlyList<(Guid Id, string JobId)>> FindLongWaitingAsync(TimeSpan olderThan, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT id, hangfire_job_id FROM dashboard.tasks
+            WHERE state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL
+              AND updated_at < @before AND (scheduled_at IS NULL OR scheduled_at < @before)
+            ORDER BY updated_at LIMIT @limit
+            """);
+        command.Parameters.AddWithValue("before", timeProvider.GetUtcNow() - olderThan);
+        command.Parameters.AddWithValue("limit", limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var found = new List<(Guid, string)>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            found.Add((reader.GetGuid(0), reader.GetString(1)));
+        }
+
+        return found;
+    }
+
+    /// <summary>Forgets a lost job so the dispatcher enqueues the task again; false when the task moved on.</summary>
+    public async Task<bool> ForgetLostJobAsync(Guid id, string jobId, CancellationToken cancellationToken) =>
+        await TransitionAsync(
+            id,
+            [TaskState.Pending, TaskState.Scheduled],
+            set: "hangfire_job_id = NULL, message = 'Its queued job was lost; queued again'",
+            eventType: "'redispatched'",
+            extraWhere: "AND hangfire_job_id = @jobId",
+            p => p.AddWithValue("jobId", jobId),
+            cancellationToken) is not null;
+
     private const string AppendError =
         "errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', @error))";
 

@@ -71,6 +71,7 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         ["Jobs:LeaseRenewInterval"] = "00:00:00.500",
         ["Jobs:LeaseCheckInterval"] = "00:00:00.500",
         ["Jobs:RetryBaseDelay"] = "00:00:00.200",
+        ["Jobs:LostJobAfter"] = "00:00:03",
         ["DemoData:Rows"] = DemoRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Export:BatchRows"] = "2000",
     };
@@ -104,11 +105,27 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
 
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"Task {id} is {task.Status} ({task.Message}), not {state}, after {timeout ?? TimeSpan.FromSeconds(30)}.");
+                throw new TimeoutException($"Task {id} is {task.Status} ({task.Message}), not {state}, after {timeout ?? TimeSpan.FromSeconds(30)}. {await DescribeAsync(id, cancellationToken)}");
             }
 
             await Task.Delay(50, cancellationToken);
         }
+    }
+
+    // What a timeout message needs to explain a stuck task: its row and its Hangfire job.
+    private async Task<string> DescribeAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = Database.CreateCommand("""
+            SELECT format('job %s, scheduled_at %s, lease %s until %s, updated %s, db now %s',
+                hangfire_job_id, scheduled_at, lease_owner, lease_expires_at, updated_at, now())
+            FROM dashboard.tasks WHERE id = $1
+            """);
+        command.Parameters.AddWithValue(id);
+        var row = await command.ExecuteScalarAsync(cancellationToken) as string;
+        var jobId = row?.Split(',')[0]["job ".Length..];
+        using var connection = JobStorage.GetConnection();
+        var job = string.IsNullOrEmpty(jobId) ? null : connection.GetJobData(jobId);
+        return $"Row: {row}; Hangfire job state: {job?.State ?? "none"}.";
     }
 
     public override async ValueTask DisposeAsync()

@@ -1,4 +1,5 @@
 using System.Net.Http.Json;
+using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Tasks;
@@ -85,6 +86,23 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         Assert.Equal(0, after.Attempt);
         var events = await store.GetEventsAsync(task.Id, 0, Ct);
         Assert.DoesNotContain(events, e => e.Type == "started");
+    }
+
+    [Fact]
+    public async Task QueuedTask_GetsANewJob_WhenItsHangfireJobIsDeleted()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        string? first = null;
+        await WaitUntilAsync(async () => (first = (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId) is not null);
+
+        // As an operator would in the Hangfire dashboard.
+        app.Services.GetRequiredService<IBackgroundJobClient>().Delete(first!);
+        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is { } id && id != first);
+
+        var events = await store.GetEventsAsync(task.Id, 0, Ct);
+        Assert.Contains(events, e => e.Type == "redispatched");
+        Assert.Equal(TaskState.Pending, (await store.GetForExecutionAsync(task.Id, Ct))!.State);
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
