@@ -60,8 +60,10 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 RETURNING id, state, created_at),
             created_event AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, created_at)
-                SELECT id, 1, 'created', state, 0, created_at FROM inserted)
-            SELECT count(*) FROM inserted
+                SELECT id, 1, 'created', state, 0, created_at FROM inserted
+                RETURNING task_id, seq),
+            {Notify("created_event")}
+            SELECT count(*) FROM notified
             """);
         command.Parameters.AddWithValue("id", task.Id);
         command.Parameters.AddWithValue("owner", task.OwnerId);
@@ -371,8 +373,10 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             logged AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, CASE state WHEN 'Pending' THEN 'requeued' ELSE lower(state) END,
-                    state, progress, stage, message, updated_at FROM changed)
-            SELECT {Columns} FROM changed
+                    state, progress, stage, message, updated_at FROM changed
+                RETURNING task_id, seq),
+            {Notify("logged")}
+            SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """);
         command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -471,14 +475,24 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 RETURNING {Columns}),
             logged AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
-                SELECT id, last_event_seq, {eventType}, state, progress, stage, message, updated_at FROM changed)
-            SELECT {Columns} FROM changed
+                SELECT id, last_event_seq, {eventType}, state, progress, stage, message, updated_at FROM changed
+                RETURNING task_id, seq),
+            {Notify("logged")}
+            SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """);
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
         parameters?.Invoke(command.Parameters);
         return await ReadSingleAsync(command, cancellationToken);
     }
+
+    /// <summary>The channel every new task event is announced on, as <c>taskId:seq</c>, when its transaction commits.</summary>
+    public const string EventChannel = "task_events";
+
+    // pg_notify is volatile, so PostgreSQL materialises this CTE and announces every logged row; the
+    // payload carries only ids (far under NOTIFY's 8000-byte limit) and listeners read the event.
+    private static string Notify(string loggedCte) =>
+        $"notified AS (SELECT task_id, pg_notify('{EventChannel}', task_id::text || ':' || seq) FROM {loggedCte})";
 
     private static string Sql(IEnumerable<TaskState> states) => string.Join(", ", states.Select(s => $"'{s}'"));
 
