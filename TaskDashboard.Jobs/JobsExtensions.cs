@@ -14,6 +14,7 @@ using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Kinds;
 using TaskDashboard.Jobs.Kinds.Export;
 using TaskDashboard.Jobs.Kinds.Report;
+using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
 
 namespace TaskDashboard.Jobs;
@@ -120,6 +121,23 @@ public static class JobsExtensions
         }
 
         return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// Registers the live event feed of a node that serves watchers: one LISTEN connection and the
+    /// in-process broadcaster. Worker-only processes do not need it.
+    /// </summary>
+    public static IHostApplicationBuilder AddTaskEvents(this IHostApplicationBuilder builder)
+    {
+        var connectionString = builder.Configuration.GetConnectionString(ConnectionStringName)!;
+        builder.Services.AddOptions<ProgressOptions>().BindConfiguration(ProgressOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        // LISTEN needs a connection of its own, outside the pool (a pooled one would be reset).
+        builder.Services.AddKeyedSingleton(TaskEventListener.ListenDataSourceKey, (_, _) => NpgsqlDataSource.Create(
+            new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, KeepAlive = 10 }.ConnectionString));
+        builder.Services.AddSingleton<TaskEventBus>();
+        builder.Services.AddSingleton<TaskEventListener>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskEventListener>());
+        return builder;
     }
 
     /// <summary>The one registration point for a task kind.</summary>

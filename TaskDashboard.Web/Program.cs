@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using TaskDashboard.Jobs;
 using TaskDashboard.Web.Operations;
+using TaskDashboard.Web.Progress;
 using TaskDashboard.Web.Tasks;
 
 // A worker-only process runs jobs and serves no HTTP
@@ -21,6 +22,7 @@ builder.Services.ConfigureHttpJsonOptions(options => options.SerializerOptions.C
 
 // Configure features
 builder.AddTasks();
+builder.AddProgress();
 builder.AddOperations();
 
 var app = builder.Build();
@@ -29,6 +31,7 @@ app.UseExceptionHandler();
 app.UseStatusCodePages();
 
 app.MapTasks();
+app.MapProgress();
 app.MapOperations();
 
 await app.RunAsync();

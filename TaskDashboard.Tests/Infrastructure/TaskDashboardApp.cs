@@ -37,7 +37,7 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         ConnectionString = await TestPostgres.CreateDatabaseAsync();
         Database = NpgsqlDataSource.Create(ConnectionString);
         // Start the host now: migrations run while it starts.
-        _ = Server;
+        StartServer();
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

@@ -20,6 +20,10 @@ public sealed class ScriptedParameters
     /// <summary>How long a successful attempt works, reporting progress as it goes.</summary>
     [Range(0, 600_000)]
     public int RunMs { get; set; }
+
+    /// <summary>How often it reports progress while it works.</summary>
+    [Range(10, 600_000)]
+    public int ProgressEveryMs { get; set; } = 50;
 }
 
 /// <summary>
@@ -48,7 +52,8 @@ public sealed class ScriptedTaskKind : TaskKind<ScriptedParameters>
         {
             var percent = (int)((DateTime.UtcNow - started).TotalMilliseconds * 100 / parameters.RunMs);
             await context.ReportProgressAsync(percent, "Working", null, cancellationToken);
-            await Task.Delay(50, cancellationToken);
+            var left = parameters.RunMs - (int)(DateTime.UtcNow - started).TotalMilliseconds;
+            await Task.Delay(Math.Clamp(left, 1, parameters.ProgressEveryMs), cancellationToken);
         }
 
         await File.WriteAllTextAsync(path, $"done on attempt {context.Task.Attempt}\n", cancellationToken);

@@ -1,0 +1,32 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TaskDashboard.Jobs.Progress;
+
+/// <summary>The live event feed. Bound from <c>Progress</c>.</summary>
+public sealed class ProgressOptions
+{
+    public const string SectionName = "Progress";
+
+    /// <summary>Events buffered per subscriber; when a slow subscriber's buffer is full its oldest event is dropped (the final event never is: it comes last).</summary>
+    [Range(4, 100_000)]
+    public int SubscriberBuffer { get; set; } = 256;
+
+    /// <summary>How long the listener waits for a notification before it pings its connection.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ListenerKeepAlive { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>First delay before the listener reconnects; it doubles up to <see cref="ListenerMaxBackoff"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan ListenerBackoff { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan ListenerMaxBackoff { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often an SSE stream sends a keep-alive comment.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan SseKeepAlive { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The reconnect delay (<c>retry:</c>) SSE clients are told to use.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan SseRetry { get; set; } = TimeSpan.FromSeconds(2);
+}

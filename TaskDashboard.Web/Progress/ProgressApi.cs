@@ -1,0 +1,59 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Progress;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Web.Progress;
+
+public static class ProgressApi
+{
+    public static IHostApplicationBuilder AddProgress(this IHostApplicationBuilder builder) => builder.AddTaskEvents();
+
+    public static RouteGroupBuilder MapProgress(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/tasks").WithTags("Progress");
+        group.MapGet("/{id:guid}/events", StreamTaskEventsAsync).WithName("TaskEvents");
+        return group;
+    }
+
+    /// <summary>
+    /// <c>text/event-stream</c> of one task: a snapshot, then every event with <c>id:</c> = its
+    /// sequence number, closing after the final one. <c>Last-Event-ID</c> (header, or the
+    /// <c>lastEventId</c> query parameter) replays exactly the events after it instead.
+    /// </summary>
+    public static async Task<IResult> StreamTaskEventsAsync(
+        Guid id,
+        HttpContext context,
+        TaskStore store,
+        TaskEventBus bus,
+        IOptions<ProgressOptions> options,
+        IOptions<TasksOptions> tasksOptions,
+        string? lastEventId,
+        CancellationToken cancellationToken)
+    {
+        var resumeFrom = context.Request.Headers["Last-Event-ID"] is { Count: > 0 } header ? header.ToString() : lastEventId;
+        long? after = null;
+        if (!string.IsNullOrEmpty(resumeFrom))
+        {
+            if (!long.TryParse(resumeFrom, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["Last-Event-ID"] = ["Last-Event-ID must be the non-negative whole number of the last event received."],
+                });
+            }
+
+            after = parsed;
+        }
+
+        var task = await store.GetAsync(TasksApi.OwnerOf(context, tasksOptions.Value), id, cancellationToken);
+        if (task is null)
+        {
+            return TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");
+        }
+
+        return new TaskEventStream(task, after, store, bus, options.Value);
+    }
+}

@@ -1,0 +1,123 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using TaskDashboard.Jobs.Progress;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Web.Progress;
+
+/// <summary>The data of every SSE event of a task.</summary>
+public sealed record TaskEventData(
+    Guid TaskId, long Seq, string Type, TaskState Status, int Progress, string? Stage, string? Message, DateTimeOffset At, string? ResultUrl);
+
+/// <summary>
+/// Writes a task's events as Server-Sent Events. Written by hand rather than with
+/// TypedResults.ServerSentEvents because the stream needs <c>:</c> keep-alive comments and a
+/// <c>retry:</c> field, which that API cannot write.
+/// </summary>
+public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store, TaskEventBus bus, ProgressOptions options) : IResult
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+
+    public async Task ExecuteAsync(HttpContext context)
+    {
+        var response = context.Response;
+        var cancellationToken = context.RequestAborted;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache, no-store";
+        response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        // Subscribe before reading the log, so nothing logged in between is missed; live events
+        // already replayed are skipped by their sequence number.
+        using var subscription = bus.Subscribe(task.Id, task.LastEventSeq);
+        var delivered = after ?? task.LastEventSeq;
+        await WriteAsync(response, $"retry: {(int)options.SseRetry.TotalMilliseconds}\n\n", cancellationToken);
+        if (after is null)
+        {
+            await WriteEventAsync(response, "snapshot", Snapshot(task), cancellationToken);
+            if (task.IsFinal)
+            {
+                return;
+            }
+        }
+
+        try
+        {
+            foreach (var taskEvent in await store.GetEventsAsync(task.Id, delivered, cancellationToken))
+            {
+                delivered = taskEvent.Seq;
+                if (await WriteTaskEventAsync(response, taskEvent, cancellationToken))
+                {
+                    return;
+                }
+            }
+
+            while (true)
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                wait.CancelAfter(options.SseKeepAlive);
+                bool ready;
+                try
+                {
+                    ready = await subscription.Reader.WaitToReadAsync(wait.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    await WriteAsync(response, ": keep-alive\n\n", cancellationToken);
+                    continue;
+                }
+
+                if (!ready)
+                {
+                    return;
+                }
+
+                while (subscription.Reader.TryRead(out var taskEvent))
+                {
+                    if (taskEvent.Seq <= delivered)
+                    {
+                        continue;
+                    }
+
+                    delivered = taskEvent.Seq;
+                    if (await WriteTaskEventAsync(response, taskEvent, cancellationToken))
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+    }
+
+    private static async Task<bool> WriteTaskEventAsync(HttpResponse response, TaskEvent taskEvent, CancellationToken cancellationToken)
+    {
+        var final = TaskTransitions.IsFinal(taskEvent.State) && taskEvent.Type is "succeeded" or "failed" or "cancelled";
+        var name = final ? taskEvent.Type : taskEvent.Type == "progress" ? "progress" : "stage";
+        var resultUrl = taskEvent.Type == "succeeded" ? $"{TaskResponseMapping.SelfUrl(taskEvent.TaskId)}/result" : null;
+        await WriteEventAsync(
+            response,
+            name,
+            new TaskEventData(taskEvent.TaskId, taskEvent.Seq, taskEvent.Type, taskEvent.State, taskEvent.Progress, taskEvent.Stage, taskEvent.Message, taskEvent.CreatedAt, resultUrl),
+            cancellationToken);
+        return final;
+    }
+
+    private static TaskEventData Snapshot(TaskItem task) =>
+        new(task.Id, task.LastEventSeq, "snapshot", task.State, task.Progress, task.Stage, task.Message, task.UpdatedAt,
+            task is { State: TaskState.Succeeded, Result: not null } ? $"{TaskResponseMapping.SelfUrl(task.Id)}/result" : null);
+
+    private static Task WriteEventAsync(HttpResponse response, string name, TaskEventData data, CancellationToken cancellationToken) =>
+        WriteAsync(response, $"id: {data.Seq}\nevent: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n", cancellationToken);
+
+    private static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken)
+    {
+        await response.Body.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+}
