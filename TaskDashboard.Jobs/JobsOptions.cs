@@ -37,6 +37,14 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Least time between two live progress events of a task (~10/s); reports in between are coalesced to the latest.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan ProgressEventInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Least time between two writes of a task's row for progress and checkpoints (~2/s); stage changes are written at once.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan ProgressRowInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Attempts a task gets before it ends Failed.</summary>
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 3;

@@ -15,8 +15,20 @@ public sealed class PermanentTaskException(string message) : Exception(message);
 /// writes of progress and checkpoints (they throw <see cref="LeaseLostException"/> once another
 /// worker holds the task).
 /// </summary>
-public sealed class TaskExecutionContext(TaskItem task, TaskLease lease, ArtifactStore artifacts, TaskStore store)
+/// <remarks>
+/// Progress is coalesced: a stage change is written at once (row and event); otherwise the task
+/// row is written at most every <see cref="JobsOptions.ProgressRowInterval"/> and a live event is
+/// appended at most every <see cref="JobsOptions.ProgressEventInterval"/>; reports in between are
+/// dropped for the next, newer one. A skipped checkpoint is safe: the last stored one still
+/// describes a consistent prefix of the work.
+/// </remarks>
+public sealed class TaskExecutionContext(
+    TaskItem task, TaskLease lease, ArtifactStore artifacts, TaskStore store, TimeProvider timeProvider, JobsOptions options)
 {
+    private string? lastStage = task.Stage;
+    private long lastRowWrite;
+    private long lastEvent;
+
     public TaskItem Task { get; } = task;
 
     public TaskLease Lease { get; } = lease;
@@ -26,20 +38,36 @@ public sealed class TaskExecutionContext(TaskItem task, TaskLease lease, Artifac
         Task.Checkpoint is { ValueKind: JsonValueKind.Object } checkpoint ? checkpoint.Deserialize<T>(TaskStore.Json) : null;
 
     /// <summary>Records progress (0-100) with a stage and a human message.</summary>
-    public async Task ReportProgressAsync(int progress, string stage, string? message, CancellationToken cancellationToken)
-    {
-        // TODO(#4): coalesce (live feed ~10/s, row ~2/s) and publish through NOTIFY.
-        if (!await store.ReportProgressAsync(Lease, progress, stage, message, cancellationToken))
-        {
-            throw new LeaseLostException(Task.Id);
-        }
-    }
+    public Task ReportProgressAsync(int progress, string stage, string? message, CancellationToken cancellationToken) =>
+        WriteProgressAsync(progress, stage, message, checkpointJson: null, cancellationToken);
 
     /// <summary>Saves a checkpoint with the progress it stands for; a resumed attempt starts from it.</summary>
-    public async Task SaveCheckpointAsync<T>(T checkpoint, int progress, string stage, string? message, CancellationToken cancellationToken)
+    public Task SaveCheckpointAsync<T>(T checkpoint, int progress, string stage, string? message, CancellationToken cancellationToken) =>
+        WriteProgressAsync(progress, stage, message, JsonSerializer.Serialize(checkpoint, TaskStore.Json), cancellationToken);
+
+    private async Task WriteProgressAsync(int progress, string stage, string? message, string? checkpointJson, CancellationToken cancellationToken)
     {
-        var json = JsonSerializer.Serialize(checkpoint, TaskStore.Json);
-        if (!await store.CheckpointAsync(Lease, json, progress, stage, message, cancellationToken))
+        var now = timeProvider.GetTimestamp();
+        bool held;
+        if (stage != lastStage || lastRowWrite == 0 || timeProvider.GetElapsedTime(lastRowWrite, now) >= options.ProgressRowInterval)
+        {
+            held = checkpointJson is null
+                ? await store.ReportProgressAsync(Lease, progress, stage, message, cancellationToken)
+                : await store.CheckpointAsync(Lease, checkpointJson, progress, stage, message, cancellationToken);
+            lastStage = stage;
+            lastRowWrite = lastEvent = now;
+        }
+        else if (timeProvider.GetElapsedTime(lastEvent, now) >= options.ProgressEventInterval)
+        {
+            held = await store.AppendProgressEventAsync(Lease, progress, stage, message, cancellationToken);
+            lastEvent = now;
+        }
+        else
+        {
+            return;
+        }
+
+        if (!held)
         {
             throw new LeaseLostException(Task.Id);
         }

@@ -264,6 +264,28 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             p => AddProgress(p, progress, stage, message),
             cancellationToken) is not null;
 
+    /// <summary>
+    /// Appends a progress event for the live feed without writing the task row (which is updated at
+    /// most ~2/s); false when the lease is lost.
+    /// </summary>
+    public async Task<bool> AppendProgressEventAsync(TaskLease lease, int progress, string? stage, string? message, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            WITH logged AS (
+                INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
+                SELECT t.id, {NEXT.Replace("{t}", "t")}, 'progress', t.state, @progress, @stage, @message, @now
+                FROM dashboard.tasks t
+                WHERE t.id = @id AND t.state = 'Running' AND t.lease_owner = @owner AND t.attempt = @attempt
+                RETURNING task_id, seq),
+            {Notify("logged")}
+            SELECT count(*) FROM notified
+            """);
+        AddLease(command.Parameters, lease);
+        AddProgress(command.Parameters, progress, stage, message);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        return await WithSeqRetryAsync(async () => (long)(await command.ExecuteScalarAsync(cancellationToken))! == 1);
+    }
+
     /// <summary>Stores the attempt's checkpoint together with its progress; false when the lease is lost.</summary>
     public async Task<bool> CheckpointAsync(TaskLease lease, string checkpointJson, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
         await FencedAsync(
@@ -367,7 +389,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                     completed_at = CASE WHEN cancel_requested_at IS NOT NULL OR attempt >= max_attempts THEN @now END,
                     errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', 'worker lost')),
                     hangfire_job_id = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                    updated_at = @now, last_event_seq = last_event_seq + 1
+                    updated_at = @now, last_event_seq = (SELECT coalesce(max(e.seq), 0) + 1 FROM dashboard.task_events e WHERE e.task_id = t.id)
                 FROM expired WHERE t.id = expired.id
                 RETURNING t.*),
             logged AS (
@@ -379,14 +401,17 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """);
         command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var recovered = new List<TaskItem>();
-        while (await reader.ReadAsync(cancellationToken))
+        return await WithSeqRetryAsync(async () =>
         {
-            recovered.Add(ReadTask(reader));
-        }
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var recovered = new List<TaskItem>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                recovered.Add(ReadTask(reader));
+            }
 
-        return recovered;
+            return recovered;
+        });
     }
 
     /// <summary>
@@ -423,6 +448,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             extraWhere: "AND hangfire_job_id = @jobId",
             p => p.AddWithValue("jobId", jobId),
             cancellationToken) is not null;
+
+    private const string NEXT = "(SELECT coalesce(max(e.seq), 0) + 1 FROM dashboard.task_events e WHERE e.task_id = {t}.id)";
 
     private const string AppendError =
         "errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', @error))";
@@ -470,7 +497,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     {
         await using var command = dataSource.CreateCommand($"""
             WITH changed AS (
-                UPDATE dashboard.tasks SET {set}, updated_at = @now, last_event_seq = last_event_seq + 1
+                UPDATE dashboard.tasks SET {set}, updated_at = @now,
+                    last_event_seq = (SELECT coalesce(max(e.seq), 0) + 1 FROM dashboard.task_events e WHERE e.task_id = dashboard.tasks.id)
                 WHERE id = @id AND state IN ({Sql(sources)}) {extraWhere}
                 RETURNING {Columns}),
             logged AS (
@@ -483,7 +511,25 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
         parameters?.Invoke(command.Parameters);
-        return await ReadSingleAsync(command, cancellationToken);
+        return await WithSeqRetryAsync(() => ReadSingleAsync(command, cancellationToken));
+    }
+
+    // Event numbers are max(seq) + 1 per task. Two writers of the same task at the same moment (a
+    // worker's progress and an API cancel) can pick the same number: the loser's statement fails
+    // whole on the primary key and is simply run again, seeing the winner's event.
+    private static async Task<T> WithSeqRetryAsync<T>(Func<Task<T>> statement)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await statement();
+            }
+            catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.UniqueViolation
+                && exception.ConstraintName == "task_events_pkey" && attempt < 10)
+            {
+            }
+        }
     }
 
     /// <summary>The channel every new task event is announced on, as <c>taskId:seq</c>, when its transaction commits.</summary>

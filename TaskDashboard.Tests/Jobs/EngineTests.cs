@@ -41,6 +41,22 @@ public sealed class EngineTests(EngineApp app) : IClassFixture<EngineApp>
     }
 
     [Fact]
+    public async Task FrequentProgressReports_AreCoalescedToAboutTenEventsPerSecond()
+    {
+        var client = app.CreateClient();
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1500,"progressEveryMs":10}}""", Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+
+        var events = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task.Id, 0, Ct);
+        var progress = events.Where(e => e.Type == "progress").ToList();
+        // ~150 reports in 1.5 s; at most one event per 100 ms gets through (plus the first).
+        Assert.InRange(progress.Count, 5, 17);
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Seq));
+        Assert.True(progress.Zip(progress.Skip(1)).All(p => p.First.Progress <= p.Second.Progress), "progress went backwards");
+    }
+
+    [Fact]
     public async Task PermanentFailure_FailsAtOnceWithoutRetry()
     {
         var client = app.CreateClient();
