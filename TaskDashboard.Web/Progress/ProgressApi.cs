@@ -9,12 +9,19 @@ namespace TaskDashboard.Web.Progress;
 
 public static class ProgressApi
 {
-    public static IHostApplicationBuilder AddProgress(this IHostApplicationBuilder builder) => builder.AddTaskEvents();
+    public static IHostApplicationBuilder AddProgress(this IHostApplicationBuilder builder)
+    {
+        builder.AddTaskEvents();
+        builder.Services.AddSignalR();
+        builder.Services.AddSingleton<HubTaskForwarder>();
+        return builder;
+    }
 
     public static RouteGroupBuilder MapProgress(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/tasks").WithTags("Progress");
         group.MapGet("/{id:guid}/events", StreamTaskEventsAsync).WithName("TaskEvents");
+        app.MapHub<ProgressHub>("/hubs/tasks");
         return group;
     }
 

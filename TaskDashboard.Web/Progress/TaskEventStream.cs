@@ -99,16 +99,15 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
     {
         var final = TaskTransitions.IsFinal(taskEvent.State) && taskEvent.Type is "succeeded" or "failed" or "cancelled";
         var name = final ? taskEvent.Type : taskEvent.Type == "progress" ? "progress" : "stage";
-        var resultUrl = taskEvent.Type == "succeeded" ? $"{TaskResponseMapping.SelfUrl(taskEvent.TaskId)}/result" : null;
-        await WriteEventAsync(
-            response,
-            name,
-            new TaskEventData(taskEvent.TaskId, taskEvent.Seq, taskEvent.Type, taskEvent.State, taskEvent.Progress, taskEvent.Stage, taskEvent.Message, taskEvent.CreatedAt, resultUrl),
-            cancellationToken);
+        await WriteEventAsync(response, name, ToData(taskEvent), cancellationToken);
         return final;
     }
 
-    private static TaskEventData Snapshot(TaskItem task) =>
+    internal static TaskEventData ToData(TaskEvent taskEvent) =>
+        new(taskEvent.TaskId, taskEvent.Seq, taskEvent.Type, taskEvent.State, taskEvent.Progress, taskEvent.Stage, taskEvent.Message, taskEvent.CreatedAt,
+            taskEvent.Type == "succeeded" ? $"{TaskResponseMapping.SelfUrl(taskEvent.TaskId)}/result" : null);
+
+    internal static TaskEventData Snapshot(TaskItem task) =>
         new(task.Id, task.LastEventSeq, "snapshot", task.State, task.Progress, task.Stage, task.Message, task.UpdatedAt,
             task is { State: TaskState.Succeeded, Result: not null } ? $"{TaskResponseMapping.SelfUrl(task.Id)}/result" : null);
 

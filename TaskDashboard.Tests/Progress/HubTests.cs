@@ -1,0 +1,66 @@
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+using TaskDashboard.Web.Progress;
+
+namespace TaskDashboard.Tests.Progress;
+
+[Collection(AppCollection.Name)]
+public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Hub_DeliversEveryEventOfASubscribedTask_InOrder_UpToTheFinalOne()
+    {
+        var client = app.CreateClient();
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1500}}""", Ct);
+        await using var hub = await ConnectAsync(client);
+        var received = Channel.CreateUnbounded<TaskEventData>();
+        hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => received.Writer.TryWrite(e));
+        hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => received.Writer.TryWrite(e));
+
+        var snapshot = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, null, Ct);
+        var events = new List<TaskEventData>();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await foreach (var data in received.Reader.ReadAllAsync(timeout.Token))
+        {
+            if (data.Seq > (events.Count == 0 ? snapshot.Seq : events[^1].Seq))
+            {
+                events.Add(data);
+            }
+
+            if (TaskTransitions.IsFinal(data.Status))
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(task.Id, snapshot.TaskId);
+        Assert.Equal(Enumerable.Range((int)snapshot.Seq + 1, events.Count).Select(i => (long)i), events.Select(e => e.Seq));
+        Assert.Equal("succeeded", events[^1].Type);
+        Assert.Equal($"/api/tasks/{task.Id}/result", events[^1].ResultUrl);
+        Assert.Contains(events, e => e.Type == "progress");
+    }
+
+    [Fact]
+    public async Task Hub_RefusesToSubscribe_ToATaskTheCallerCannotSee()
+    {
+        var client = app.CreateClient();
+        await using var hub = await ConnectAsync(client);
+
+        var refused = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<TaskEventData>("SubscribeToTask", Guid.NewGuid(), null, Ct));
+
+        Assert.Contains("no task", refused.Message);
+    }
+
+    private static async Task<HubConnection> ConnectAsync(HttpClient client)
+    {
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(client.BaseAddress!, "/hubs/tasks")).Build();
+        await hub.StartAsync(Ct);
+        return hub;
+    }
+}

@@ -1,0 +1,174 @@
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using TaskDashboard.Jobs.Progress;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Web.Progress;
+
+/// <summary>What the hub sends: progress events, and every other event (stage, retry, final).</summary>
+public interface IProgressClient
+{
+    Task TaskProgressChanged(TaskEventData data);
+
+    Task TaskStateChanged(TaskEventData data);
+}
+
+/// <summary>
+/// <c>/hubs/tasks</c>: a client subscribes to a task it may see and then receives its events. Methods
+/// only check access and join or leave group <c>task:{id}</c>; the events come from the node's
+/// broadcaster through <see cref="HubTaskForwarder"/>.
+/// </summary>
+public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOptions<TasksOptions> options) : Hub<IProgressClient>
+{
+    public static string Group(Guid taskId) => $"task:{taskId}";
+
+    /// <summary>
+    /// Joins the task's group and returns its snapshot. Events after <paramref name="afterSeq"/> (or
+    /// after the snapshot) already logged are sent to the caller at once; a client ignores any event
+    /// whose seq it has seen.
+    /// </summary>
+    public async Task<TaskEventData> SubscribeToTask(Guid taskId, long? afterSeq = null)
+    {
+        var owner = TasksApi.OwnerOf(Context.GetHttpContext()!, options.Value);
+        var task = await store.GetAsync(owner, taskId, Context.ConnectionAborted)
+            ?? throw new HubException($"There is no task {taskId} that you can see.");
+        if (afterSeq is < 0)
+        {
+            throw new HubException("afterSeq must not be negative.");
+        }
+
+        await Groups.AddToGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
+        forwarder.Join(Context.ConnectionId, taskId, task.LastEventSeq);
+        foreach (var taskEvent in await store.GetEventsAsync(taskId, afterSeq ?? task.LastEventSeq, Context.ConnectionAborted))
+        {
+            await HubTaskForwarder.SendAsync(Clients.Caller, taskEvent);
+        }
+
+        return TaskEventStream.Snapshot(task);
+    }
+
+    public async Task UnsubscribeFromTask(Guid taskId)
+    {
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
+        forwarder.Leave(Context.ConnectionId, taskId);
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        forwarder.LeaveAll(Context.ConnectionId);
+        return base.OnDisconnectedAsync(exception);
+    }
+}
+
+/// <summary>
+/// Feeds SignalR groups from the broadcaster: one bus subscription per task watched on this node,
+/// however many connections watch it, released when the last one leaves.
+/// </summary>
+public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, ILogger<HubTaskForwarder> logger) : IDisposable
+{
+    private readonly Lock gate = new();
+    private readonly Dictionary<Guid, Forward> forwards = [];
+    private readonly Dictionary<string, HashSet<Guid>> byConnection = [];
+
+    public void Join(string connectionId, Guid taskId, long knownSeq)
+    {
+        lock (gate)
+        {
+            if (!byConnection.TryGetValue(connectionId, out var tasks))
+            {
+                byConnection[connectionId] = tasks = [];
+            }
+
+            if (!tasks.Add(taskId))
+            {
+                return;
+            }
+
+            if (!forwards.TryGetValue(taskId, out var forward))
+            {
+                forwards[taskId] = forward = new Forward(bus.Subscribe(taskId, knownSeq));
+                forward.Pump = PumpAsync(taskId, forward);
+            }
+
+            forward.Connections++;
+        }
+    }
+
+    public void Leave(string connectionId, Guid taskId)
+    {
+        lock (gate)
+        {
+            if (byConnection.TryGetValue(connectionId, out var tasks) && tasks.Remove(taskId))
+            {
+                Release(taskId);
+            }
+        }
+    }
+
+    public void LeaveAll(string connectionId)
+    {
+        lock (gate)
+        {
+            if (byConnection.Remove(connectionId, out var tasks))
+            {
+                foreach (var taskId in tasks)
+                {
+                    Release(taskId);
+                }
+            }
+        }
+    }
+
+    internal static Task SendAsync(IProgressClient client, TaskEvent taskEvent)
+    {
+        var data = TaskEventStream.ToData(taskEvent);
+        return taskEvent.Type == "progress" ? client.TaskProgressChanged(data) : client.TaskStateChanged(data);
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            foreach (var forward in forwards.Values)
+            {
+                forward.Subscription.Dispose();
+            }
+
+            forwards.Clear();
+        }
+    }
+
+    private void Release(Guid taskId)
+    {
+        if (forwards.TryGetValue(taskId, out var forward) && --forward.Connections == 0)
+        {
+            forwards.Remove(taskId);
+            forward.Subscription.Dispose();
+        }
+    }
+
+    private async Task PumpAsync(Guid taskId, Forward forward)
+    {
+        try
+        {
+            await foreach (var taskEvent in forward.Subscription.Reader.ReadAllAsync())
+            {
+                await SendAsync(hub.Clients.Group(ProgressHub.Group(taskId)), taskEvent);
+            }
+        }
+        catch (Exception exception)
+        {
+            logger.LogWarning(exception, "Forwarding events of task {TaskId} to SignalR stopped", taskId);
+        }
+    }
+
+    private sealed class Forward(TaskEventSubscription subscription)
+    {
+        public TaskEventSubscription Subscription { get; } = subscription;
+
+        public int Connections { get; set; }
+
+        public Task? Pump { get; set; }
+    }
+}
