@@ -13,18 +13,34 @@ namespace TaskDashboard.Jobs.Progress;
 public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> options)
 {
     private readonly ConcurrentDictionary<Guid, TaskFeed> feeds = new();
+    private readonly ConcurrentDictionary<string, List<TaskEventSubscription>> ownerFeeds = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, string> owners = new();
+    private DateTimeOffset lastCaughtUp = DateTimeOffset.UtcNow;
+
+    /// <summary>Live events of every task of one owner from now on. Dispose to unsubscribe.</summary>
+    public TaskEventSubscription SubscribeOwner(string ownerId)
+    {
+        var list = ownerFeeds.GetOrAdd(ownerId, _ => []);
+        var subscription = NewSubscription(s =>
+        {
+            lock (list)
+            {
+                list.Remove(s);
+            }
+        });
+        lock (list)
+        {
+            list.Add(subscription);
+        }
+
+        return subscription;
+    }
 
     /// <summary>Live events of one task from now on. Dispose to unsubscribe.</summary>
     public TaskEventSubscription Subscribe(Guid taskId, long knownSeq)
     {
         var feed = feeds.GetOrAdd(taskId, id => new TaskFeed(id));
-        var subscription = new TaskEventSubscription(
-            Channel.CreateBounded<TaskEvent>(new BoundedChannelOptions(options.Value.SubscriberBuffer)
-            {
-                FullMode = BoundedChannelFullMode.DropOldest,
-                SingleReader = true,
-            }),
-            s => Unsubscribe(feed, s));
+        var subscription = NewSubscription(s => Unsubscribe(feed, s));
         lock (feed)
         {
             feed.Subscribers.Add(subscription);
@@ -37,15 +53,40 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     /// <summary>The listener saw <c>taskId:seq</c>; deliver that event and any before it not yet delivered.</summary>
     public async Task OnNotifiedAsync(Guid taskId, long seq, CancellationToken cancellationToken)
     {
-        if (feeds.TryGetValue(taskId, out var feed) && seq > feed.LastSeq)
+        if (!feeds.TryGetValue(taskId, out var feed))
+        {
+            // Nobody watches this task itself; someone may watch all tasks of its owner.
+            if (ownerFeeds.IsEmpty || !HasOwnerSubscribers(await OwnerOfAsync(taskId, cancellationToken)))
+            {
+                return;
+            }
+
+            feed = feeds.GetOrAdd(taskId, id => new TaskFeed(id) { LastSeq = seq - 1 });
+        }
+
+        if (seq > feed.LastSeq)
         {
             await DeliverNewAsync(feed, cancellationToken);
         }
     }
 
-    /// <summary>After the listener reconnects: read whatever every watched task logged meanwhile.</summary>
+    /// <summary>
+    /// After the listener reconnects: read whatever every watched task logged meanwhile, and, for
+    /// owners watched as a whole, the events of their tasks since the last catch-up.
+    /// </summary>
     public async Task CatchUpAsync(CancellationToken cancellationToken)
     {
+        var since = lastCaughtUp;
+        lastCaughtUp = DateTimeOffset.UtcNow;
+        if (!ownerFeeds.IsEmpty)
+        {
+            var watchedOwners = ownerFeeds.Where(o => o.Value.Count > 0).Select(o => o.Key).ToArray();
+            foreach (var (taskId, firstSeq) in await store.GetTasksWithEventsSinceAsync(watchedOwners, since.AddSeconds(-1), cancellationToken))
+            {
+                feeds.GetOrAdd(taskId, id => new TaskFeed(id) { LastSeq = firstSeq - 1 });
+            }
+        }
+
         foreach (var feed in feeds.Values)
         {
             await DeliverNewAsync(feed, cancellationToken);
@@ -72,6 +113,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
                 return;
             }
 
+            var ownerSubscribers = ownerFeeds.IsEmpty ? null : await OwnerSubscribersAsync(feed.TaskId, cancellationToken);
             lock (feed)
             {
                 foreach (var taskEvent in events)
@@ -80,9 +122,19 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
                     {
                         subscriber.Writer.TryWrite(taskEvent);
                     }
+
+                    foreach (var subscriber in ownerSubscribers ?? [])
+                    {
+                        subscriber.Writer.TryWrite(taskEvent);
+                    }
                 }
 
                 feed.LastSeq = events[^1].Seq;
+                // A feed kept only for owner watchers is dropped once its task has ended.
+                if (feed.Subscribers.Count == 0 && TaskTransitions.IsFinal(events[^1].State))
+                {
+                    feeds.TryRemove(new KeyValuePair<Guid, TaskFeed>(feed.TaskId, feed));
+                }
             }
         }
         finally
@@ -101,6 +153,52 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
                 feeds.TryRemove(new KeyValuePair<Guid, TaskFeed>(feed.TaskId, feed));
             }
         }
+    }
+
+    private TaskEventSubscription NewSubscription(Action<TaskEventSubscription> unsubscribe) =>
+        new(Channel.CreateBounded<TaskEvent>(new BoundedChannelOptions(options.Value.SubscriberBuffer)
+        {
+            FullMode = BoundedChannelFullMode.DropOldest,
+            SingleReader = true,
+        }), unsubscribe);
+
+    private bool HasOwnerSubscribers(string? ownerId) =>
+        ownerId is not null && ownerFeeds.TryGetValue(ownerId, out var list) && list.Count > 0;
+
+    private async Task<TaskEventSubscription[]?> OwnerSubscribersAsync(Guid taskId, CancellationToken cancellationToken)
+    {
+        var ownerId = await OwnerOfAsync(taskId, cancellationToken);
+        if (ownerId is null || !ownerFeeds.TryGetValue(ownerId, out var list))
+        {
+            return null;
+        }
+
+        lock (list)
+        {
+            return [.. list];
+        }
+    }
+
+    // A task's owner never changes, so it is read once per task (the cache is cleared when large).
+    private async Task<string?> OwnerOfAsync(Guid taskId, CancellationToken cancellationToken)
+    {
+        if (owners.TryGetValue(taskId, out var owner))
+        {
+            return owner;
+        }
+
+        owner = (await store.GetForExecutionAsync(taskId, cancellationToken))?.OwnerId;
+        if (owner is not null)
+        {
+            if (owners.Count > 100_000)
+            {
+                owners.Clear();
+            }
+
+            owners[taskId] = owner;
+        }
+
+        return owner;
     }
 
     private sealed class TaskFeed(Guid taskId)

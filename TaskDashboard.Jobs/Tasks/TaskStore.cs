@@ -176,6 +176,26 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return events;
     }
 
+    /// <summary>The owners' tasks that logged events since a time, with the first such event's number.</summary>
+    public async Task<IReadOnlyList<(Guid TaskId, long FirstSeq)>> GetTasksWithEventsSinceAsync(string[] ownerIds, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT e.task_id, min(e.seq) FROM dashboard.task_events e JOIN dashboard.tasks t ON t.id = e.task_id
+            WHERE t.owner_id = ANY(@owners) AND e.created_at >= @since
+            GROUP BY e.task_id
+            """);
+        command.Parameters.AddWithValue("owners", ownerIds);
+        command.Parameters.AddWithValue("since", since);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var found = new List<(Guid, long)>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            found.Add((reader.GetGuid(0), reader.GetInt64(1)));
+        }
+
+        return found;
+    }
+
     /// <summary>
     /// Cancels a pending or scheduled task at once, or asks a running one to stop. Returns null when
     /// the owner has no such task; <c>Changed</c> is false when it was final or already asked to stop.

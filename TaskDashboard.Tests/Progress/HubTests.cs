@@ -47,6 +47,36 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     }
 
     [Fact]
+    public async Task Hub_SubscribedToMyTasks_ReceivesEventsOfTasksSubmittedLater()
+    {
+        var client = app.CreateClient();
+        await using var hub = await ConnectAsync(client);
+        var received = Channel.CreateUnbounded<TaskEventData>();
+        hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => received.Writer.TryWrite(e));
+        hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => received.Writer.TryWrite(e));
+        await hub.InvokeAsync("SubscribeToMyTasks", Ct);
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":300}}""", Ct);
+        var events = new List<TaskEventData>();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await foreach (var data in received.Reader.ReadAllAsync(timeout.Token))
+        {
+            if (data.TaskId == task.Id)
+            {
+                events.Add(data);
+                if (data.Type == "succeeded")
+                {
+                    break;
+                }
+            }
+        }
+
+        Assert.Equal("created", events[0].Type);
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Seq));
+    }
+
+    [Fact]
     public async Task Hub_RefusesToSubscribe_ToATaskTheCallerCannotSee()
     {
         var client = app.CreateClient();

@@ -21,9 +21,15 @@ public static class ProgressApi
     {
         var group = app.MapGroup("/api/tasks").WithTags("Progress");
         group.MapGet("/{id:guid}/events", StreamTaskEventsAsync).WithName("TaskEvents");
+        app.MapGet("/api/events", StreamOwnerEvents).WithTags("Progress").WithName("MyTaskEvents");
         app.MapHub<ProgressHub>("/hubs/tasks");
         return group;
     }
+
+    /// <summary><c>text/event-stream</c> of every task of the caller, live.</summary>
+    public static IResult StreamOwnerEvents(
+        HttpContext context, TaskStore store, TaskEventBus bus, IOptions<ProgressOptions> options, IOptions<TasksOptions> tasksOptions) =>
+        new OwnerEventStream(TasksApi.OwnerOf(context, tasksOptions.Value), store, bus, options.Value);
 
     /// <summary>
     /// <c>text/event-stream</c> of one task: a snapshot, then every event with <c>id:</c> = its

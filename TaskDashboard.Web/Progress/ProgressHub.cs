@@ -39,7 +39,7 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOp
         }
 
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
-        forwarder.Join(Context.ConnectionId, taskId, task.LastEventSeq);
+        forwarder.Join(Context.ConnectionId, Group(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq));
         foreach (var taskEvent in await store.GetEventsAsync(taskId, afterSeq ?? task.LastEventSeq, Context.ConnectionAborted))
         {
             await HubTaskForwarder.SendAsync(Clients.Caller, taskEvent);
@@ -51,8 +51,25 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOp
     public async Task UnsubscribeFromTask(Guid taskId)
     {
         await Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
-        forwarder.Leave(Context.ConnectionId, taskId);
+        forwarder.Leave(Context.ConnectionId, Group(taskId));
     }
+
+    /// <summary>Joins the caller's own group: from now on, events of every task of theirs.</summary>
+    public async Task SubscribeToMyTasks()
+    {
+        var owner = TasksApi.OwnerOf(Context.GetHttpContext()!, options.Value);
+        await Groups.AddToGroupAsync(Context.ConnectionId, OwnerGroup(owner), Context.ConnectionAborted);
+        forwarder.Join(Context.ConnectionId, OwnerGroup(owner), bus => bus.SubscribeOwner(owner));
+    }
+
+    public async Task UnsubscribeFromMyTasks()
+    {
+        var owner = TasksApi.OwnerOf(Context.GetHttpContext()!, options.Value);
+        await Groups.RemoveFromGroupAsync(Context.ConnectionId, OwnerGroup(owner), Context.ConnectionAborted);
+        forwarder.Leave(Context.ConnectionId, OwnerGroup(owner));
+    }
+
+    public static string OwnerGroup(string ownerId) => $"owner:{ownerId}";
 
     public override Task OnDisconnectedAsync(Exception? exception)
     {
@@ -62,46 +79,47 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOp
 }
 
 /// <summary>
-/// Feeds SignalR groups from the broadcaster: one bus subscription per task watched on this node,
-/// however many connections watch it, released when the last one leaves.
+/// Feeds SignalR groups from the broadcaster: one bus subscription per group watched on this node
+/// (a task, or all tasks of an owner), however many connections are in it, released when the last
+/// one leaves.
 /// </summary>
 public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, ILogger<HubTaskForwarder> logger) : IDisposable
 {
     private readonly Lock gate = new();
-    private readonly Dictionary<Guid, Forward> forwards = [];
-    private readonly Dictionary<string, HashSet<Guid>> byConnection = [];
+    private readonly Dictionary<string, Forward> forwards = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<string>> byConnection = new(StringComparer.Ordinal);
 
-    public void Join(string connectionId, Guid taskId, long knownSeq)
+    public void Join(string connectionId, string group, Func<TaskEventBus, TaskEventSubscription> subscribe)
     {
         lock (gate)
         {
-            if (!byConnection.TryGetValue(connectionId, out var tasks))
+            if (!byConnection.TryGetValue(connectionId, out var groups))
             {
-                byConnection[connectionId] = tasks = [];
+                byConnection[connectionId] = groups = new(StringComparer.Ordinal);
             }
 
-            if (!tasks.Add(taskId))
+            if (!groups.Add(group))
             {
                 return;
             }
 
-            if (!forwards.TryGetValue(taskId, out var forward))
+            if (!forwards.TryGetValue(group, out var forward))
             {
-                forwards[taskId] = forward = new Forward(bus.Subscribe(taskId, knownSeq));
-                forward.Pump = PumpAsync(taskId, forward);
+                forwards[group] = forward = new Forward(subscribe(bus));
+                forward.Pump = PumpAsync(group, forward);
             }
 
             forward.Connections++;
         }
     }
 
-    public void Leave(string connectionId, Guid taskId)
+    public void Leave(string connectionId, string group)
     {
         lock (gate)
         {
-            if (byConnection.TryGetValue(connectionId, out var tasks) && tasks.Remove(taskId))
+            if (byConnection.TryGetValue(connectionId, out var groups) && groups.Remove(group))
             {
-                Release(taskId);
+                Release(group);
             }
         }
     }
@@ -110,11 +128,11 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
     {
         lock (gate)
         {
-            if (byConnection.Remove(connectionId, out var tasks))
+            if (byConnection.Remove(connectionId, out var groups))
             {
-                foreach (var taskId in tasks)
+                foreach (var group in groups)
                 {
-                    Release(taskId);
+                    Release(group);
                 }
             }
         }
@@ -139,27 +157,27 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         }
     }
 
-    private void Release(Guid taskId)
+    private void Release(string group)
     {
-        if (forwards.TryGetValue(taskId, out var forward) && --forward.Connections == 0)
+        if (forwards.TryGetValue(group, out var forward) && --forward.Connections == 0)
         {
-            forwards.Remove(taskId);
+            forwards.Remove(group);
             forward.Subscription.Dispose();
         }
     }
 
-    private async Task PumpAsync(Guid taskId, Forward forward)
+    private async Task PumpAsync(string group, Forward forward)
     {
         try
         {
             await foreach (var taskEvent in forward.Subscription.Reader.ReadAllAsync())
             {
-                await SendAsync(hub.Clients.Group(ProgressHub.Group(taskId)), taskEvent);
+                await SendAsync(hub.Clients.Group(group), taskEvent);
             }
         }
         catch (Exception exception)
         {
-            logger.LogWarning(exception, "Forwarding events of task {TaskId} to SignalR stopped", taskId);
+            logger.LogWarning(exception, "Forwarding events to SignalR group {Group} stopped", group);
         }
     }
 

@@ -24,10 +24,7 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
     {
         var response = context.Response;
         var cancellationToken = context.RequestAborted;
-        response.ContentType = "text/event-stream; charset=utf-8";
-        response.Headers.CacheControl = "no-cache, no-store";
-        response.Headers["X-Accel-Buffering"] = "no";
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        StartStream(context);
 
         // Subscribe before reading the log, so nothing logged in between is missed; live events
         // already replayed are skipped by their sequence number.
@@ -95,12 +92,23 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
         }
     }
 
+    internal static void StartStream(HttpContext context)
+    {
+        context.Response.ContentType = "text/event-stream; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-cache, no-store";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+    }
+
+    internal static string EventName(TaskEvent taskEvent) =>
+        TaskTransitions.IsFinal(taskEvent.State) && taskEvent.Type is "succeeded" or "failed" or "cancelled" ? taskEvent.Type
+        : taskEvent.Type == "progress" ? "progress" : "stage";
+
     private static async Task<bool> WriteTaskEventAsync(HttpResponse response, TaskEvent taskEvent, CancellationToken cancellationToken)
     {
-        var final = TaskTransitions.IsFinal(taskEvent.State) && taskEvent.Type is "succeeded" or "failed" or "cancelled";
-        var name = final ? taskEvent.Type : taskEvent.Type == "progress" ? "progress" : "stage";
+        var name = EventName(taskEvent);
         await WriteEventAsync(response, name, ToData(taskEvent), cancellationToken);
-        return final;
+        return name is "succeeded" or "failed" or "cancelled";
     }
 
     internal static TaskEventData ToData(TaskEvent taskEvent) =>
@@ -114,7 +122,10 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
     private static Task WriteEventAsync(HttpResponse response, string name, TaskEventData data, CancellationToken cancellationToken) =>
         WriteAsync(response, $"id: {data.Seq}\nevent: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n", cancellationToken);
 
-    private static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken)
+    internal static Task WriteEventWithoutIdAsync<T>(HttpResponse response, string name, T data, CancellationToken cancellationToken) =>
+        WriteAsync(response, $"event: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n", cancellationToken);
+
+    internal static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken)
     {
         await response.Body.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
