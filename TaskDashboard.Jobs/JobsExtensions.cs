@@ -133,7 +133,7 @@ public static class JobsExtensions
         builder.Services.AddOptions<ProgressOptions>().BindConfiguration(ProgressOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         // LISTEN needs a connection of its own, outside the pool (a pooled one would be reset).
         builder.Services.AddKeyedSingleton(TaskEventListener.ListenDataSourceKey, (_, _) => NpgsqlDataSource.Create(
-            new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, KeepAlive = 10 }.ConnectionString));
+            new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, KeepAlive = 10, ApplicationName = TaskEventListener.ApplicationName }.ConnectionString));
         builder.Services.AddSingleton<TaskEventBus>();
         builder.Services.AddSingleton<TaskEventListener>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskEventListener>());

@@ -22,6 +22,9 @@ public sealed class TaskEventListener(
     IOptions<ProgressOptions> options,
     ILogger<TaskEventListener> logger) : BackgroundService
 {
+    /// <summary>The listener connection's application_name in pg_stat_activity.</summary>
+    public const string ApplicationName = "taskdashboard-listener";
+
     /// <summary>The key of the unpooled data source the listener opens its connection from.</summary>
     public const string ListenDataSourceKey = "listen";
 

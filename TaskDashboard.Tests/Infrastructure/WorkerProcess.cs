@@ -22,7 +22,50 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public bool HasExited => process.HasExited;
 
-    public static WorkerProcess Start(TaskDashboardApp app, IDictionary<string, string>? settings = null)
+    /// <summary>A web node (HTTP, no Hangfire workers) on a free loopback port; see <see cref="BaseAddress"/>.</summary>
+    public static WorkerProcess StartWeb(TaskDashboardApp app)
+    {
+        var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        var web = Start(app, new Dictionary<string, string> { ["Jobs:RunServer"] = "false", ["Urls"] = $"http://127.0.0.1:{port}" }, role: null);
+        web.BaseAddress = new Uri($"http://127.0.0.1:{port}");
+        return web;
+    }
+
+    public Uri? BaseAddress { get; private set; }
+
+    /// <summary>Waits until the node answers /health.</summary>
+    public async Task WaitHealthyAsync(CancellationToken cancellationToken)
+    {
+        using var client = new HttpClient { BaseAddress = BaseAddress };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                if ((await client.GetAsync("/health", cancellationToken)).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline || HasExited)
+            {
+                throw new TimeoutException($"The web node did not become healthy; see {LogPath}.");
+            }
+
+            await Task.Delay(200, cancellationToken);
+        }
+    }
+
+    public static WorkerProcess Start(TaskDashboardApp app, IDictionary<string, string>? settings = null) => Start(app, settings, role: "worker");
+
+    private static WorkerProcess Start(TaskDashboardApp app, IDictionary<string, string>? settings, string? role)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "TaskDashboard.Web.dll");
         var start = new ProcessStartInfo("dotnet")
@@ -33,8 +76,11 @@ public sealed class WorkerProcess : IAsyncDisposable
             WorkingDirectory = AppContext.BaseDirectory,
         };
         start.ArgumentList.Add(dll);
-        start.ArgumentList.Add("--role");
-        start.ArgumentList.Add("worker");
+        if (role is not null)
+        {
+            start.ArgumentList.Add("--role");
+            start.ArgumentList.Add(role);
+        }
         foreach (var (key, value) in TaskDashboardApp.EngineSettings(app).Concat(settings ?? new Dictionary<string, string>()))
         {
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;

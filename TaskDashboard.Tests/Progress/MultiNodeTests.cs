@@ -1,0 +1,101 @@
+using System.Net.Http.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Progress;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+using TaskDashboard.Web.Progress;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Tests.Progress;
+
+/// <summary>
+/// Two web processes and one worker-only process on one PostgreSQL: events of a job run by the worker
+/// reach an SSE client on one web node and a SignalR client on the other, in order and complete,
+/// even when every node's LISTEN connection is killed in the middle.
+/// </summary>
+[Collection(AppCollection.Name)]
+public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task EventsOfAJobOnAWorker_ReachSseOnOneNodeAndSignalROnAnother_WithoutGaps()
+    {
+        await using var web1 = WorkerProcess.StartWeb(app);
+        await using var web2 = WorkerProcess.StartWeb(app);
+        await using var worker = WorkerProcess.Start(app);
+        await web1.WaitHealthyAsync(Ct);
+        await web2.WaitHealthyAsync(Ct);
+        using var client1 = new HttpClient { BaseAddress = web1.BaseAddress };
+
+        // Submitted through node 1; it waits for the worker (which polls or is woken by NOTIFY).
+        var response = await client1.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"throttleMs":200}}"""), Ct);
+        var task = (await response.Content.ReadFromJsonAsync<TaskResponse>(TaskDashboardApp.Json, Ct))!;
+
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(web2.BaseAddress!, "/hubs/tasks")).Build();
+        var hubEvents = Channel.CreateUnbounded<TaskEventData>();
+        hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => hubEvents.Writer.TryWrite(e));
+        hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => hubEvents.Writer.TryWrite(e));
+        await hub.StartAsync(Ct);
+        var hubSnapshot = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, 0L, Ct);
+        var hubRead = ReadHubAsync(hubEvents.Reader);
+
+        using var stream = await client1.GetAsync($"/api/tasks/{task.Id}/events?lastEventId=0", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var sse = new SseReader(await stream.Content.ReadAsStreamAsync(Ct));
+        var sseEvents = new List<SseMessage>();
+        var killed = false;
+        while (await sse.ReadAsync(Ct) is { } message)
+        {
+            if (message.Event is null)
+            {
+                continue;
+            }
+
+            sseEvents.Add(message);
+            if (!killed && message.Event == "progress" && message.Json.GetProperty("progress").GetInt32() >= 20)
+            {
+                killed = true;
+                await KillListenersAsync();
+            }
+        }
+
+        var viaHub = await hubRead;
+        var log = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task.Id, 0, Ct);
+        Assert.True(killed, "the export never reported progress before it ended");
+        Assert.Equal("succeeded", sseEvents[^1].Event);
+        Assert.Equal(log.Select(e => e.Seq), sseEvents.Select(e => e.Seq));
+        Assert.Equal(log.Select(e => e.Seq), viaHub.Select(e => e.Seq));
+        Assert.Equal(log.Select(e => e.Type), viaHub.Select(e => e.Type));
+        Assert.Equal(task.Id, hubSnapshot.TaskId);
+    }
+
+    private static async Task<List<TaskEventData>> ReadHubAsync(ChannelReader<TaskEventData> reader)
+    {
+        var events = new List<TaskEventData>();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await foreach (var data in reader.ReadAllAsync(timeout.Token))
+        {
+            if (data.Seq > (events.Count == 0 ? 0 : events[^1].Seq))
+            {
+                events.Add(data);
+            }
+
+            if (TaskTransitions.IsFinal(data.Status) && data.Type is "succeeded" or "failed" or "cancelled")
+            {
+                break;
+            }
+        }
+
+        return events;
+    }
+
+    private async Task KillListenersAsync()
+    {
+        await using var command = app.Database.CreateCommand(
+            $"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{TaskEventListener.ApplicationName}' AND datname = current_database()");
+        Assert.True((long)(await command.ExecuteScalarAsync(Ct))! >= 2, "fewer than two listener connections to kill");
+    }
+}
