@@ -50,9 +50,13 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         return subscription;
     }
 
-    /// <summary>The listener saw <c>taskId:seq</c>; deliver that event and any before it not yet delivered.</summary>
-    public async Task OnNotifiedAsync(Guid taskId, long seq, CancellationToken cancellationToken)
+    /// <summary>
+    /// The listener saw a new event: deliver it straight from the notification when it is the next
+    /// one of its task, else read what is missing from the log first.
+    /// </summary>
+    public async Task OnNotifiedAsync(TaskEventNotification notification, CancellationToken cancellationToken)
     {
+        var (taskId, seq) = (notification.TaskId, notification.Seq);
         if (!feeds.TryGetValue(taskId, out var feed))
         {
             // Nobody watches this task itself; someone may watch all tasks of its owner.
@@ -66,7 +70,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
 
         if (seq > feed.LastSeq)
         {
-            await DeliverNewAsync(feed, cancellationToken);
+            await DeliverNewAsync(feed, cancellationToken, notification.ToEvent());
         }
     }
 
@@ -95,7 +99,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
 
     public int WatchedTasks => feeds.Count;
 
-    private async Task DeliverNewAsync(TaskFeed feed, CancellationToken cancellationToken)
+    private async Task DeliverNewAsync(TaskFeed feed, CancellationToken cancellationToken, TaskEvent? announced = null)
     {
         // One reader per task at a time keeps delivery in order.
         await feed.Gate.WaitAsync(cancellationToken);
@@ -107,7 +111,14 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
                 after = feed.LastSeq;
             }
 
-            var events = await store.GetEventsAsync(feed.TaskId, after, cancellationToken);
+            if (announced is not null && announced.Seq <= after)
+            {
+                return;
+            }
+
+            var events = announced is not null && announced.Seq == after + 1
+                ? [announced]
+                : await store.GetEventsAsync(feed.TaskId, after, cancellationToken);
             if (events.Count == 0)
             {
                 return;

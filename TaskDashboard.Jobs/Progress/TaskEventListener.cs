@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -27,6 +26,11 @@ public sealed class TaskEventListener(
 
     /// <summary>The key of the unpooled data source the listener opens its connection from.</summary>
     public const string ListenDataSourceKey = "listen";
+
+    private static readonly System.Text.Json.JsonSerializerOptions Json = new(System.Text.Json.JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
 
     private NpgsqlConnection? current;
 
@@ -116,20 +120,29 @@ public sealed class TaskEventListener(
         {
             await foreach (var payload in notifications.ReadAllAsync(stoppingToken))
             {
-                var separator = payload.IndexOf(':', StringComparison.Ordinal);
-                if (separator > 0
-                    && Guid.TryParse(payload.AsSpan(0, separator), out var taskId)
-                    && long.TryParse(payload.AsSpan(separator + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+                TaskEventNotification? notification;
+                try
                 {
-                    try
-                    {
-                        await bus.OnNotifiedAsync(taskId, seq, stoppingToken);
-                    }
-                    catch (Exception exception) when (exception is not OperationCanceledException)
-                    {
-                        // The next notification or reconnect catches up.
-                        logger.LogWarning(exception, "Reading new events of task {TaskId} failed", taskId);
-                    }
+                    notification = System.Text.Json.JsonSerializer.Deserialize<TaskEventNotification>(payload, Json);
+                }
+                catch (System.Text.Json.JsonException)
+                {
+                    continue;
+                }
+
+                if (notification is null)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await bus.OnNotifiedAsync(notification, stoppingToken);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    // The next notification or reconnect catches up.
+                    logger.LogWarning(exception, "Delivering new events of task {TaskId} failed", notification.TaskId);
                 }
             }
         }

@@ -55,3 +55,14 @@ public sealed record TaskResult(string FileName, string ContentType, long SizeBy
 
 /// <summary>One entry of a task's append-only event log.</summary>
 public sealed record TaskEvent(Guid TaskId, long Seq, string Type, TaskState State, int Progress, string? Stage, string? Message, DateTimeOffset CreatedAt);
+
+/// <summary>
+/// What NOTIFY carries for a new event: the whole event, or only <see cref="TaskId"/> and
+/// <see cref="Seq"/> when it was too large (then <see cref="Type"/> is null).
+/// </summary>
+public sealed record TaskEventNotification(Guid TaskId, long Seq, string? Type, TaskState? State, int Progress, string? Stage, string? Message, DateTimeOffset? CreatedAt)
+{
+    public TaskEvent? ToEvent() => Type is null || State is null || CreatedAt is null
+        ? null
+        : new TaskEvent(TaskId, Seq, Type, State.Value, Progress, Stage, Message, CreatedAt.Value);
+}

@@ -61,7 +61,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             created_event AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, created_at)
                 SELECT id, 1, 'created', state, 0, created_at FROM inserted
-                RETURNING task_id, seq),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
             {Notify("created_event")}
             SELECT count(*) FROM notified
             """);
@@ -296,7 +296,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 SELECT t.id, {NEXT.Replace("{t}", "t")}, 'progress', t.state, @progress, @stage, @message, @now
                 FROM dashboard.tasks t
                 WHERE t.id = @id AND t.state = 'Running' AND t.lease_owner = @owner AND t.attempt = @attempt
-                RETURNING task_id, seq),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
             {Notify("logged")}
             SELECT count(*) FROM notified
             """);
@@ -416,7 +416,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, CASE state WHEN 'Pending' THEN 'requeued' ELSE lower(state) END,
                     state, progress, stage, message, updated_at FROM changed
-                RETURNING task_id, seq),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
             {Notify("logged")}
             SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """);
@@ -524,7 +524,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             logged AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, {eventType}, state, progress, stage, message, updated_at FROM changed
-                RETURNING task_id, seq),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
             {Notify("logged")}
             SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """);
@@ -552,13 +552,23 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         }
     }
 
-    /// <summary>The channel every new task event is announced on, as <c>taskId:seq</c>, when its transaction commits.</summary>
+    /// <summary>
+    /// The channel every new task event is announced on when its transaction commits: the event as
+    /// JSON (<see cref="TaskEventNotification"/>), or only its ids when it would not fit NOTIFY.
+    /// </summary>
     public const string EventChannel = "task_events";
 
-    // pg_notify is volatile, so PostgreSQL materialises this CTE and announces every logged row; the
-    // payload carries only ids (far under NOTIFY's 8000-byte limit) and listeners read the event.
-    private static string Notify(string loggedCte) =>
-        $"notified AS (SELECT task_id, pg_notify('{EventChannel}', task_id::text || ':' || seq) FROM {loggedCte})";
+    // pg_notify is volatile, so PostgreSQL materialises this CTE and announces every logged row. The
+    // event itself rides along so listeners need no query; a payload near NOTIFY's 8000-byte limit
+    // (a long error message) is cut to the ids and listeners read the event from the log.
+    private static string Notify(string loggedCte) => $"""
+        notified AS (
+            SELECT task_id, pg_notify('{EventChannel}', CASE WHEN octet_length(payload) < 7500 THEN payload
+                ELSE json_build_object('taskId', task_id, 'seq', seq)::text END)
+            FROM (SELECT task_id, json_build_object('taskId', task_id, 'seq', seq, 'type', type, 'state', state,
+                    'progress', progress, 'stage', stage, 'message', message, 'createdAt', created_at)::text AS payload, seq
+                  FROM {loggedCte}) AS announced)
+        """;
 
     private static string Sql(IEnumerable<TaskState> states) => string.Join(", ", states.Select(s => $"'{s}'"));
 

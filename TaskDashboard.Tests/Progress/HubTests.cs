@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
 using TaskDashboard.Web.Progress;
@@ -89,7 +90,8 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
 
     private static async Task<HubConnection> ConnectAsync(HttpClient client)
     {
-        var hub = new HubConnectionBuilder().WithUrl(new Uri(client.BaseAddress!, "/hubs/tasks")).Build();
+        var hub = new HubConnectionBuilder().WithUrl(new Uri(client.BaseAddress!, "/hubs/tasks"))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter())).Build();
         await hub.StartAsync(Ct);
         return hub;
     }

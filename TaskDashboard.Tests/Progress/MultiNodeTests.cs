@@ -34,7 +34,8 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         var response = await client1.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"throttleMs":200}}"""), Ct);
         var task = (await response.Content.ReadFromJsonAsync<TaskResponse>(TaskDashboardApp.Json, Ct))!;
 
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(web2.BaseAddress!, "/hubs/tasks")).Build();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(web2.BaseAddress!, "/hubs/tasks"))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter())).Build();
         var hubEvents = Channel.CreateUnbounded<TaskEventData>();
         hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => hubEvents.Writer.TryWrite(e));
         hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => hubEvents.Writer.TryWrite(e));

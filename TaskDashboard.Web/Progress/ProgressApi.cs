@@ -12,7 +12,8 @@ public static class ProgressApi
     public static IHostApplicationBuilder AddProgress(this IHostApplicationBuilder builder)
     {
         builder.AddTaskEvents();
-        builder.Services.AddSignalR();
+        // Statuses travel as names ("Running"), as in the API and SSE.
+        builder.Services.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         builder.Services.AddSingleton<HubTaskForwarder>();
         return builder;
     }

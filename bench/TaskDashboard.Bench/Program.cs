@@ -13,6 +13,12 @@ if (args.FirstOrDefault() == "export")
     return;
 }
 
+if (args.FirstOrDefault() == "live")
+{
+    await LiveBench.RunAsync(args[1..]);
+    return;
+}
+
 var settings = Settings.Parse(args);
 var culture = CultureInfo.InvariantCulture;
 

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace TaskDashboard.Bench;
+
+/// <summary>
+/// Job-to-client latency of live progress: many exports reporting at once on a worker process,
+/// each watched over SSE and over SignalR on a web node, against clients polling GET /api/tasks/{id}
+/// every 2 s (the classic baseline). Latency = receive time − the event's timestamp (same clock).
+/// </summary>
+internal static class LiveBench
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    public static async Task RunAsync(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        for (var i = 0; i + 1 < args.Length; i += 2)
+        {
+            values[args[i].TrimStart('-')] = args[i + 1];
+        }
+
+        var url = new Uri(values["url"]);
+        if (url.Host is not ("127.0.0.1" or "localhost"))
+        {
+            throw new ArgumentException("The benchmark only targets loopback addresses.");
+        }
+
+        var jobs = int.Parse(values.GetValueOrDefault("jobs", "100"), Invariant);
+        var output = values.GetValueOrDefault("out", "bench/results/live.json");
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 10_000 };
+        using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
+
+        var ids = new List<string>();
+        for (var i = 0; i < jobs; i++)
+        {
+            var response = await http.PostAsync("/api/exports", new StringContent(
+                """{"parameters":{"from":"2025-01-01","to":"2025-01-10","throttleMs":100}}""", System.Text.Encoding.UTF8, "application/json"));
+            response.EnsureSuccessStatusCode();
+            ids.Add((await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
+        }
+
+        var sse = new List<double>();
+        var signalR = new List<double>();
+        var polling = new List<double>();
+        var watchers = ids.Select(id => WatchSseAsync(http, id, sse))
+            .Concat(ids.Select(id => WatchHubAsync(url, id, signalR)))
+            .Concat(ids.Select(id => PollAsync(http, id, polling)))
+            .ToList();
+        await Task.WhenAll(watchers);
+
+        var rows = new[] { ("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling) };
+        Console.WriteLine($"| {"client",-30} | {"events seen",11} | {"p50 ms",8} | {"p99 ms",8} |");
+        Console.WriteLine("|--------------------------------|-------------|----------|----------|");
+        foreach (var (name, latencies) in rows)
+        {
+            latencies.Sort();
+            Console.WriteLine(string.Create(Invariant, $"| {name,-30} | {latencies.Count,11} | {Percentile(latencies, 0.50),8:F1} | {Percentile(latencies, 0.99),8:F1} |"));
+        }
+
+        Console.WriteLine(string.Create(Invariant, $"{jobs} exports reporting at once; targets: p50 <= 3 ms, p99 <= 15 ms on loopback"));
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
+        {
+            benchmark = "live",
+            at = DateTimeOffset.UtcNow,
+            jobs,
+            results = rows.Select(r => new { client = r.Item1, events = r.Item2.Count, p50Ms = Percentile(r.Item2, 0.5), p99Ms = Percentile(r.Item2, 0.99) }),
+            targets = new { p50Ms = 3, p99Ms = 15 },
+        }, new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"JSON: {output}");
+    }
+
+    private static async Task WatchSseAsync(HttpClient http, string id, List<double> latencies)
+    {
+        using var response = await http.GetAsync($"/api/tasks/{id}/events", HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        string? name = null;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                name = line[7..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal) && name == "progress")
+            {
+                var latency = (DateTimeOffset.UtcNow - JsonDocument.Parse(line[6..]).RootElement.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
+                lock (latencies)
+                {
+                    latencies.Add(latency);
+                }
+            }
+        }
+    }
+
+    private static async Task WatchHubAsync(Uri url, string id, List<double> latencies)
+    {
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(url, "/hubs/tasks")).Build();
+        var done = new TaskCompletionSource();
+        hub.On<JsonElement>("TaskProgressChanged", e =>
+        {
+            var latency = (DateTimeOffset.UtcNow - e.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
+            lock (latencies)
+            {
+                latencies.Add(latency);
+            }
+        });
+        hub.On<JsonElement>("TaskStateChanged", e =>
+        {
+            if (e.GetProperty("type").GetString() is "succeeded" or "failed" or "cancelled")
+            {
+                done.TrySetResult();
+            }
+        });
+        await hub.StartAsync();
+        var snapshot = await hub.InvokeAsync<JsonElement>("SubscribeToTask", Guid.Parse(id), null);
+        if (snapshot.GetProperty("status").GetString() is "Succeeded" or "Failed" or "Cancelled")
+        {
+            return;
+        }
+
+        await done.Task.WaitAsync(TimeSpan.FromMinutes(5));
+    }
+
+    // The classic baseline: look every 2 s; a change is seen (updatedAt → now) at the first poll after it.
+    private static async Task PollAsync(HttpClient http, string id, List<double> latencies)
+    {
+        var lastProgress = -1;
+        while (true)
+        {
+            var task = await http.GetFromJsonAsync<JsonElement>($"/api/tasks/{id}");
+            var progress = task.GetProperty("progress").GetInt32();
+            if (progress != lastProgress && lastProgress >= 0)
+            {
+                var latency = (DateTimeOffset.UtcNow - task.GetProperty("updatedAt").GetDateTimeOffset()).TotalMilliseconds;
+                lock (latencies)
+                {
+                    latencies.Add(latency);
+                }
+            }
+
+            lastProgress = progress;
+            if (task.GetProperty("status").GetString() is "Succeeded" or "Failed" or "Cancelled")
+            {
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2));
+        }
+    }
+
+    private static double Percentile(List<double> sorted, double q) =>
+        sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
+}
