@@ -104,11 +104,17 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
         TaskTransitions.IsFinal(taskEvent.State) && taskEvent.Type is "succeeded" or "failed" or "cancelled" ? taskEvent.Type
         : taskEvent.Type == "progress" ? "progress" : "stage";
 
+    // The broadcaster hands the same TaskEvent instance to every stream of a task, so its SSE frame
+    // is formatted once however many clients watch (entries go when the event is collected).
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskEvent, byte[]> Frames = [];
+
     private static async Task<bool> WriteTaskEventAsync(HttpResponse response, TaskEvent taskEvent, CancellationToken cancellationToken)
     {
-        var name = EventName(taskEvent);
-        await WriteEventAsync(response, name, ToData(taskEvent), cancellationToken);
-        return name is "succeeded" or "failed" or "cancelled";
+        var frame = Frames.GetValue(taskEvent, e =>
+            Encoding.UTF8.GetBytes($"id: {e.Seq}\nevent: {EventName(e)}\ndata: {JsonSerializer.Serialize(ToData(e), Json)}\n\n"));
+        await response.Body.WriteAsync(frame, cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+        return EventName(taskEvent) is "succeeded" or "failed" or "cancelled";
     }
 
     internal static TaskEventData ToData(TaskEvent taskEvent) =>

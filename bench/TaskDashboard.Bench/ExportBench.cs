@@ -144,15 +144,17 @@ internal static class ExportBench
         return seconds;
     }
 
-    private static Process StartWorker(Options o)
+    private static Process StartWorker(Options o) => StartWorker(o.WebDll, o.ConnectionString, Path.Combine(o.WorkDir, "artifacts"), 1);
+
+    internal static Process StartWorker(string webDll, string connectionString, string artifacts, int workers)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(o.WebDll);
+        start.ArgumentList.Add(webDll);
         start.ArgumentList.Add("--role");
         start.ArgumentList.Add("worker");
-        start.Environment["ConnectionStrings__Postgres"] = o.ConnectionString;
-        start.Environment["Jobs__ArtifactsPath"] = Path.Combine(o.WorkDir, "artifacts");
-        start.Environment["Jobs__WorkerCount"] = "1";
+        start.Environment["ConnectionStrings__Postgres"] = connectionString;
+        start.Environment["Jobs__ArtifactsPath"] = artifacts;
+        start.Environment["Jobs__WorkerCount"] = workers.ToString(Invariant);
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };
@@ -162,7 +164,7 @@ internal static class ExportBench
         return process;
     }
 
-    private static void Stop(Process process)
+    internal static void Stop(Process process)
     {
         if (!process.HasExited)
         {
@@ -174,7 +176,7 @@ internal static class ExportBench
         }
     }
 
-    private static double ReadStatusMb(int pid, string field)
+    internal static double ReadStatusMb(int pid, string field)
     {
         var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], Invariant) / 1024.0;

@@ -13,6 +13,12 @@ if (args.FirstOrDefault() == "export")
     return;
 }
 
+if (args.FirstOrDefault() == "subscribers")
+{
+    await SubscribersBench.RunAsync(args[1..]);
+    return;
+}
+
 if (args.FirstOrDefault() == "live")
 {
     await LiveBench.RunAsync(args[1..]);
