@@ -97,8 +97,6 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         }
     }
 
-    public int WatchedTasks => feeds.Count;
-
     private async Task DeliverNewAsync(TaskFeed feed, CancellationToken cancellationToken, TaskEvent? announced = null)
     {
         // One reader per task at a time keeps delivery in order.

@@ -106,7 +106,7 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
             if (!forwards.TryGetValue(group, out var forward))
             {
                 forwards[group] = forward = new Forward(subscribe(bus));
-                forward.Pump = PumpAsync(group, forward);
+                _ = PumpAsync(group, forward);
             }
 
             forward.Connections++;
@@ -186,7 +186,5 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         public TaskEventSubscription Subscription { get; } = subscription;
 
         public int Connections { get; set; }
-
-        public Task? Pump { get; set; }
     }
 }
