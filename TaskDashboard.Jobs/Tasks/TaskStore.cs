@@ -210,7 +210,9 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 state = CASE WHEN state IN ({cancelNow}) THEN 'Cancelled' ELSE state END,
                 cancelled_at = CASE WHEN state IN ({cancelNow}) THEN @now ELSE cancelled_at END,
                 completed_at = CASE WHEN state IN ({cancelNow}) THEN @now ELSE completed_at END,
-                message = CASE WHEN state IN ({cancelNow}) THEN 'Cancelled before it started' ELSE 'Cancellation requested' END,
+                message = CASE WHEN state NOT IN ({cancelNow}) THEN 'Cancellation requested'
+                               WHEN started_at IS NULL THEN 'Cancelled before it started'
+                               ELSE 'Cancelled while waiting to run again' END,
                 cancel_requested_at = coalesce(cancel_requested_at, @now)
                 """,
             eventType: $"CASE WHEN state = 'Cancelled' THEN 'cancelled' ELSE 'cancel_requested' END",

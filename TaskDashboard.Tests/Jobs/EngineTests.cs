@@ -57,6 +57,27 @@ public sealed class EngineTests(EngineApp app) : IClassFixture<EngineApp>
     }
 
     [Fact]
+    public async Task TaskWaitingForItsRetry_IsCancelledAtOnce_AndItsEarlierFilesAreRemoved()
+    {
+        var client = app.CreateClient();
+        // The first attempt leaves a work file and fails; the retry waits (backoff) as Scheduled.
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"failTimes":1,"runMs":100}}""", Ct);
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var workFile = Path.Combine(app.ArtifactsPath, task.Id.ToString("N"), "attempt-1.txt.part");
+        Directory.CreateDirectory(Path.GetDirectoryName(workFile)!);
+        await File.WriteAllTextAsync(workFile, "partial", Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Scheduled, Ct);
+
+        var cancel = await client.PostAsync($"/api/tasks/{task.Id}/cancel", null, Ct);
+
+        var cancelled = await app.WaitForStateAsync(client, task.Id, TaskState.Cancelled, Ct);
+        Assert.True(cancel.StatusCode is System.Net.HttpStatusCode.OK, $"cancel answered {cancel.StatusCode}");
+        Assert.Equal("Cancelled while waiting to run again", cancelled.Message);
+        Assert.False(File.Exists(workFile));
+        Assert.Equal(1, (await store.GetForExecutionAsync(task.Id, Ct))!.Attempt);
+    }
+
+    [Fact]
     public async Task PermanentFailure_FailsAtOnceWithoutRetry()
     {
         var client = app.CreateClient();

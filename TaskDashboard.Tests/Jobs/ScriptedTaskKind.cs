@@ -61,8 +61,14 @@ public sealed class ScriptedTaskKind : TaskKind<ScriptedParameters>
     }
 }
 
-/// <summary>The app with workers and the scripted kind.</summary>
+/// <summary>The app with workers and the scripted kind; retries wait about a second, long enough to act in between.</summary>
 public sealed class EngineApp : WorkerApp
 {
+    protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        builder.UseSetting("Jobs:RetryBaseDelay", "00:00:01");
+    }
+
     protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();
 }

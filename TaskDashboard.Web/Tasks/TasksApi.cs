@@ -149,7 +149,7 @@ public static class TasksApi
     }
 
     public static async Task<Results<Accepted<TaskResponse>, Ok<TaskResponse>, ProblemHttpResult>> CancelAsync(
-        Guid id, HttpContext context, TaskStore store, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+        Guid id, HttpContext context, TaskStore store, ArtifactStore artifacts, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         if (await store.RequestCancelAsync(OwnerOf(context, options.Value), id, cancellationToken) is not var (task, changed))
         {
@@ -158,6 +158,8 @@ public static class TasksApi
 
         if (changed && task.State == TaskState.Cancelled)
         {
+            // A task waiting to run again may hold partial files of an earlier attempt.
+            artifacts.Delete(id);
             return TypedResults.Ok(task.AsResponse());
         }
 
