@@ -112,8 +112,8 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
     {
         var frame = Frames.GetValue(taskEvent, e =>
             Encoding.UTF8.GetBytes($"id: {e.Seq}\nevent: {EventName(e)}\ndata: {JsonSerializer.Serialize(ToData(e), Json)}\n\n"));
-        await response.Body.WriteAsync(frame, cancellationToken);
-        await response.Body.FlushAsync(cancellationToken);
+        // PipeWriter.WriteAsync writes and flushes in one go (one send per frame).
+        await response.BodyWriter.WriteAsync(frame, cancellationToken);
         return EventName(taskEvent) is "succeeded" or "failed" or "cancelled";
     }
 
@@ -131,9 +131,6 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
     internal static Task WriteEventWithoutIdAsync<T>(HttpResponse response, string name, T data, CancellationToken cancellationToken) =>
         WriteAsync(response, $"event: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n", cancellationToken);
 
-    internal static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken)
-    {
-        await response.Body.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken);
-        await response.Body.FlushAsync(cancellationToken);
-    }
+    internal static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken) =>
+        await response.BodyWriter.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken);
 }
