@@ -39,15 +39,29 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     /// <summary>Live events of one task from now on. Dispose to unsubscribe.</summary>
     public TaskEventSubscription Subscribe(Guid taskId, long knownSeq)
     {
-        var feed = feeds.GetOrAdd(taskId, id => new TaskFeed(id));
-        var subscription = NewSubscription(s => Unsubscribe(feed, s));
-        lock (feed)
+        while (true)
         {
-            feed.Subscribers.Add(subscription);
-            feed.LastSeq = Math.Max(feed.LastSeq, knownSeq);
-        }
+            var feed = feeds.GetOrAdd(taskId, id => new TaskFeed(id));
+            lock (feed)
+            {
+                // The last subscriber may have just removed this feed; then take the new one.
+                if (!feeds.TryGetValue(taskId, out var registered) || !ReferenceEquals(registered, feed))
+                {
+                    continue;
+                }
 
-        return subscription;
+                // Only a new feed starts at the subscriber's position: moving a feed that others
+                // read forward would skip events they have not been sent yet.
+                if (feed.Subscribers.Count == 0 && feed.LastSeq == 0)
+                {
+                    feed.LastSeq = knownSeq;
+                }
+
+                var subscription = NewSubscription(s => Unsubscribe(feed, s));
+                feed.Subscribers.Add(subscription);
+                return subscription;
+            }
+        }
     }
 
     /// <summary>
