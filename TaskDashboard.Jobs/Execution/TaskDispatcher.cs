@@ -91,6 +91,10 @@ public sealed class TaskDispatcher(
             update.Parameters.AddWithValue("ids", claimed.Select(c => c.Id).ToArray());
             update.Parameters.AddWithValue("jobIds", jobIds.ToArray());
             await update.ExecuteNonQueryAsync(cancellationToken);
+
+            await using var announce = new NpgsqlCommand(TaskStore.AnnounceCreatedSql, connection, transaction);
+            announce.Parameters.AddWithValue("ids", claimed.Select(c => c.Id).ToArray());
+            await announce.ExecuteNonQueryAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
         catch

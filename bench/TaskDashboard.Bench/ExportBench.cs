@@ -219,18 +219,8 @@ internal static class ExportBench
     {
         public static Options Parse(string[] args)
         {
-            var values = new Dictionary<string, string>();
-            for (var i = 0; i + 1 < args.Length; i += 2)
-            {
-                values[args[i].TrimStart('-')] = args[i + 1];
-            }
-
-            var url = values["url"];
-            if (new Uri(url).Host is not ("127.0.0.1" or "localhost"))
-            {
-                throw new ArgumentException("The benchmark only targets loopback addresses.");
-            }
-
+            var values = BenchArgs.Parse(args);
+            var url = BenchArgs.LoopbackUrl(values["url"]).ToString().TrimEnd('/');
             return new Options(url, values["cs"], values["pg"], values["psql"], values["web"], values["work"],
                 int.Parse(values.GetValueOrDefault("runs", "3"), Invariant), values.GetValueOrDefault("out", "bench/results/export.json"));
         }

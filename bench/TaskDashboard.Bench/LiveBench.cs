@@ -17,17 +17,8 @@ internal static class LiveBench
 
     public static async Task RunAsync(string[] args)
     {
-        var values = new Dictionary<string, string>();
-        for (var i = 0; i + 1 < args.Length; i += 2)
-        {
-            values[args[i].TrimStart('-')] = args[i + 1];
-        }
-
-        var url = new Uri(values["url"]);
-        if (url.Host is not ("127.0.0.1" or "localhost"))
-        {
-            throw new ArgumentException("The benchmark only targets loopback addresses.");
-        }
+        var values = BenchArgs.Parse(args);
+        var url = BenchArgs.LoopbackUrl(values["url"]);
 
         var jobs = int.Parse(values.GetValueOrDefault("jobs", "100"), Invariant);
         var output = values.GetValueOrDefault("out", "bench/results/live.json");

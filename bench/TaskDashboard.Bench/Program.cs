@@ -79,19 +79,9 @@ namespace TaskDashboard.Bench
     {
         public static Settings Parse(string[] args)
         {
-            var values = new Dictionary<string, string>();
-            for (var i = 0; i + 1 < args.Length; i += 2)
-            {
-                values[args[i].TrimStart('-')] = args[i + 1];
-            }
-
+            var values = BenchArgs.Parse(args);
             string Get(string key, string fallback) => values.TryGetValue(key, out var v) ? v : fallback;
-            var url = Get("url", "http://127.0.0.1:5000").TrimEnd('/');
-            var host = new Uri(url).Host;
-            if (host is not ("127.0.0.1" or "localhost" or "[::1]" or "::1"))
-            {
-                throw new ArgumentException("The benchmark only targets loopback addresses.");
-            }
+            var url = BenchArgs.LoopbackUrl(Get("url", "http://127.0.0.1:5000")).ToString().TrimEnd('/');
 
             return new Settings(
                 url,

@@ -15,17 +15,8 @@ internal static class SubscribersBench
 
     public static async Task RunAsync(string[] args)
     {
-        var values = new Dictionary<string, string>();
-        for (var i = 0; i + 1 < args.Length; i += 2)
-        {
-            values[args[i].TrimStart('-')] = args[i + 1];
-        }
-
-        var url = new Uri(values["url"]);
-        if (url.Host is not ("127.0.0.1" or "localhost"))
-        {
-            throw new ArgumentException("The benchmark only targets loopback addresses.");
-        }
+        var values = BenchArgs.Parse(args);
+        var url = BenchArgs.LoopbackUrl(values["url"]);
 
         var count = int.Parse(values.GetValueOrDefault("count", "18000"), Invariant);
         var webPid = int.Parse(values["web-pid"], Invariant);
