@@ -84,7 +84,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 Id = task.Id,
                 OwnerId = task.OwnerId,
                 Kind = task.Kind,
-                Parameters = JsonDocument.Parse(task.ParametersJson).RootElement,
+                Parameters = ParseJson(task.ParametersJson),
                 Priority = task.Priority,
                 State = TaskState.Pending,
                 MaxAttempts = task.MaxAttempts,
@@ -599,7 +599,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         Id = reader.GetGuid(0),
         OwnerId = reader.GetString(1),
         Kind = reader.GetString(2),
-        Parameters = JsonDocument.Parse(reader.GetString(3)).RootElement,
+        Parameters = ParseJson(reader.GetString(3)),
         Priority = Enum.Parse<TaskPriority>(reader.GetString(4), ignoreCase: true),
         State = Enum.Parse<TaskState>(reader.GetString(5)),
         Progress = reader.GetInt16(6),
@@ -624,8 +624,12 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         LeaseOwner = GetNullableString(reader, 25),
         LeaseExpiresAt = GetNullableTime(reader, 26),
         TimeoutSeconds = reader.IsDBNull(27) ? null : reader.GetInt32(27),
-        Checkpoint = reader.IsDBNull(28) ? null : JsonDocument.Parse(reader.GetString(28)).RootElement,
+        Checkpoint = reader.IsDBNull(28) ? null : ParseJson(reader.GetString(28)),
     };
+
+    // A JsonElement that owns its memory (JsonDocument.Parse rents pooled buffers it never returns
+    // unless disposed, and these elements outlive the reader).
+    private static JsonElement ParseJson(string json) => JsonSerializer.Deserialize<JsonElement>(json);
 
     private static string? GetNullableString(NpgsqlDataReader reader, int ordinal) =>
         reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);

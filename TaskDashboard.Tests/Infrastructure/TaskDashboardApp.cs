@@ -112,6 +112,30 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         }
     }
 
+    /// <summary>Polls <paramref name="condition"/> every 50 ms until it holds; fails the test after 20 s.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Waited 20 s in vain for {what}.");
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>Waits until the dispatcher has given the task a Hangfire job, and returns the job's id.</summary>
+    public async Task<string> WaitForJobIdAsync(Guid taskId, CancellationToken cancellationToken)
+    {
+        var store = Services.GetRequiredService<TaskStore>();
+        string? jobId = null;
+        await WaitUntilAsync(async () => (jobId = (await store.GetForExecutionAsync(taskId, cancellationToken))!.HangfireJobId) is not null, $"task {taskId} to be dispatched", cancellationToken);
+        return jobId!;
+    }
+
     // What a timeout message needs to explain a stuck task: its row and its Hangfire job.
     private async Task<string> DescribeAsync(Guid id, CancellationToken cancellationToken)
     {

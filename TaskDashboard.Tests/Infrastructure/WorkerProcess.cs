@@ -18,8 +18,6 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public string LogPath { get; }
 
-    public int Id => process.Id;
-
     public bool HasExited => process.HasExited;
 
     /// <summary>A web node (HTTP, no Hangfire workers) on a free loopback port; see <see cref="BaseAddress"/>.</summary>

@@ -18,16 +18,14 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     {
         var client = app.CreateClient();
         var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1500}}""", Ct);
-        await using var hub = await ConnectAsync(client);
-        var received = Channel.CreateUnbounded<TaskEventData>();
-        hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => received.Writer.TryWrite(e));
-        hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => received.Writer.TryWrite(e));
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, Ct);
+        var hub = watcher.Connection;
 
         var snapshot = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, null, Ct);
         var events = new List<TaskEventData>();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        await foreach (var data in received.Reader.ReadAllAsync(timeout.Token))
+        await foreach (var data in watcher.Events.ReadAllAsync(timeout.Token))
         {
             if (data.Seq > (events.Count == 0 ? snapshot.Seq : events[^1].Seq))
             {
@@ -51,17 +49,15 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     public async Task Hub_SubscribedToMyTasks_ReceivesEventsOfTasksSubmittedLater()
     {
         var client = app.CreateClient();
-        await using var hub = await ConnectAsync(client);
-        var received = Channel.CreateUnbounded<TaskEventData>();
-        hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => received.Writer.TryWrite(e));
-        hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => received.Writer.TryWrite(e));
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, Ct);
+        var hub = watcher.Connection;
         await hub.InvokeAsync("SubscribeToMyTasks", Ct);
 
         var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":300}}""", Ct);
         var events = new List<TaskEventData>();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        await foreach (var data in received.Reader.ReadAllAsync(timeout.Token))
+        await foreach (var data in watcher.Events.ReadAllAsync(timeout.Token))
         {
             if (data.TaskId == task.Id)
             {
@@ -81,18 +77,11 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     public async Task Hub_RefusesToSubscribe_ToATaskTheCallerCannotSee()
     {
         var client = app.CreateClient();
-        await using var hub = await ConnectAsync(client);
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, Ct);
+        var hub = watcher.Connection;
 
         var refused = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<TaskEventData>("SubscribeToTask", Guid.NewGuid(), null, Ct));
 
         Assert.Contains("no task", refused.Message);
-    }
-
-    private static async Task<HubConnection> ConnectAsync(HttpClient client)
-    {
-        var hub = new HubConnectionBuilder().WithUrl(new Uri(client.BaseAddress!, "/hubs/tasks"))
-            .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter())).Build();
-        await hub.StartAsync(Ct);
-        return hub;
     }
 }

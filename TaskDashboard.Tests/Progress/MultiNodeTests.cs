@@ -34,14 +34,9 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         var response = await client1.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"throttleMs":200}}"""), Ct);
         var task = (await response.Content.ReadFromJsonAsync<TaskResponse>(TaskDashboardApp.Json, Ct))!;
 
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(web2.BaseAddress!, "/hubs/tasks"))
-            .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter())).Build();
-        var hubEvents = Channel.CreateUnbounded<TaskEventData>();
-        hub.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => hubEvents.Writer.TryWrite(e));
-        hub.On<TaskEventData>(nameof(IProgressClient.TaskStateChanged), e => hubEvents.Writer.TryWrite(e));
-        await hub.StartAsync(Ct);
-        var hubSnapshot = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, 0L, Ct);
-        var hubRead = ReadHubAsync(hubEvents.Reader);
+        await using var hub = await TaskHubClient.ConnectAsync(web2.BaseAddress!, Ct);
+        var hubSnapshot = await hub.Connection.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, 0L, Ct);
+        var hubRead = ReadHubAsync(hub.Events);
 
         using var stream = await client1.GetAsync($"/api/tasks/{task.Id}/events?lastEventId=0", HttpCompletionOption.ResponseHeadersRead, Ct);
         using var sse = new SseReader(await stream.Content.ReadAsStreamAsync(Ct));

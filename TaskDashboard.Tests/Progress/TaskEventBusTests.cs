@@ -24,7 +24,7 @@ public sealed class TaskEventBusTests(TaskDashboardApp app) : IClassFixture<Task
         using var early = bus.Subscribe(task.Id, knownSeq: 1);
 
         // Two events are logged whose notifications have not reached this bus yet.
-        await WaitUntilDispatchedAsync(store, task.Id);
+        await app.WaitForJobIdAsync(task.Id, Ct);
         var claimed = (await store.TryClaimAsync(task.Id, "bus-test", TimeSpan.FromMinutes(1), Ct))!;
         await store.ReportProgressAsync(new TaskLease(task.Id, "bus-test", claimed.Attempt), 10, "Exporting", null, Ct);
         using var late = bus.Subscribe(task.Id, knownSeq: 3);
@@ -60,15 +60,5 @@ public sealed class TaskEventBusTests(TaskDashboardApp app) : IClassFixture<Task
         }
 
         return events;
-    }
-
-    private static async Task WaitUntilDispatchedAsync(TaskStore store, Guid id)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while ((await store.GetForExecutionAsync(id, Ct))!.HangfireJobId is null)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the task was never dispatched");
-            await Task.Delay(50, Ct);
-        }
     }
 }

@@ -21,13 +21,13 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
     {
         var store = app.Services.GetRequiredService<TaskStore>();
         var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
-        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is not null);
+        await app.WaitForJobIdAsync(task.Id, Ct);
 
         var zombie = await store.TryClaimAsync(task.Id, "zombie", TimeSpan.FromMilliseconds(300), Ct);
         Assert.NotNull(zombie);
         Assert.True(await store.CheckpointAsync(new TaskLease(task.Id, "zombie", 1), """{"lastId":10}""", 10, "Exporting", null, Ct));
         // The zombie stops renewing; the reaper takes the task back and the dispatcher re-enqueues it.
-        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null });
+        await TaskDashboardApp.WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null }, "the task to change", Ct);
         var successor = await store.TryClaimAsync(task.Id, "successor", TimeSpan.FromMinutes(1), Ct);
 
         var zombieLease = new TaskLease(task.Id, "zombie", 1);
@@ -56,11 +56,11 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
 
         for (var attempt = 1; attempt <= 3; attempt++)
         {
-            await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null });
+            await TaskDashboardApp.WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null }, "the task to change", Ct);
             Assert.NotNull(await store.TryClaimAsync(task.Id, $"doomed-{attempt}", TimeSpan.FromMilliseconds(200), Ct));
         }
 
-        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.IsFinal);
+        await TaskDashboardApp.WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.IsFinal, "the task to change", Ct);
         var failed = (await store.GetForExecutionAsync(task.Id, Ct))!;
 
         Assert.Equal(TaskState.Failed, failed.State);
@@ -74,7 +74,7 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         var client = app.CreateClient();
         var store = app.Services.GetRequiredService<TaskStore>();
         var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
-        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is not null);
+        await app.WaitForJobIdAsync(task.Id, Ct);
 
         var cancel = await client.PostAsync($"/api/tasks/{task.Id}/cancel", null, Ct);
         await app.Services.GetRequiredService<TaskJob>().RunAsync(task.Id, Ct);
@@ -93,29 +93,14 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
     {
         var store = app.Services.GetRequiredService<TaskStore>();
         var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
-        string? first = null;
-        await WaitUntilAsync(async () => (first = (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId) is not null);
+        var first = await app.WaitForJobIdAsync(task.Id, Ct);
 
         // As an operator would in the Hangfire dashboard.
-        app.Services.GetRequiredService<IBackgroundJobClient>().Delete(first!);
-        await WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is { } id && id != first);
+        app.Services.GetRequiredService<IBackgroundJobClient>().Delete(first);
+        await TaskDashboardApp.WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId is { } id && id != first, "the task to change", Ct);
 
         var events = await store.GetEventsAsync(task.Id, 0, Ct);
         Assert.Contains(events, e => e.Type == "redispatched");
         Assert.Equal(TaskState.Pending, (await store.GetForExecutionAsync(task.Id, Ct))!.State);
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("The condition never held.");
-            }
-
-            await Task.Delay(50, Ct);
-        }
     }
 }

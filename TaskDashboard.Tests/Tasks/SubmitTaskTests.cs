@@ -186,30 +186,13 @@ public sealed class SubmitTaskTests(TaskDashboardApp app) : IClassFixture<TaskDa
         var client = app.CreateClient();
         var task = await client.SubmitAsync("/api/tasks", """{"kind":"export","priority":"critical"}""", Ct);
 
-        var jobId = await WaitForJobIdAsync(task.Id);
+        var jobId = await app.WaitForJobIdAsync(task.Id, Ct);
 
         using var connection = app.JobStorage.GetConnection();
         var job = connection.GetJobData(jobId);
         Assert.Equal(EnqueuedState.StateName, job.State);
         Assert.Equal("p0_critical", job.Job.Queue);
         Assert.Equal(task.Id, (Guid)job.Job.Args[0]);
-    }
-
-    private async Task<string> WaitForJobIdAsync(Guid taskId)
-    {
-        for (var i = 0; i < 200; i++)
-        {
-            await using var command = app.Database.CreateCommand("SELECT hangfire_job_id FROM dashboard.tasks WHERE id = $1");
-            command.Parameters.AddWithValue(taskId);
-            if (await command.ExecuteScalarAsync(Ct) is string jobId)
-            {
-                return jobId;
-            }
-
-            await Task.Delay(50, Ct);
-        }
-
-        throw new TimeoutException($"Task {taskId} was never dispatched.");
     }
 
     private static StringContent Body(string json) => ApiClientExtensions.Json(json);
