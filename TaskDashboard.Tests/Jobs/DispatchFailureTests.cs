@@ -102,6 +102,15 @@ public sealed class DispatchFailureTests(FlakyDispatchApp app) : IClassFixture<F
         var events = await store.GetEventsAsync(taskId, 0, Ct);
         Assert.Single(events, e => e.Type == "started");
 
+        // The task row turns Succeeded inside the job; Hangfire records its own Succeeded state a
+        // moment later, when the job method has returned. Wait for that before listing its jobs.
+        var jobId = (await store.GetForExecutionAsync(taskId, Ct))!.HangfireJobId!;
+        await TaskDashboardApp.WaitUntilAsync(() =>
+        {
+            using var connection = app.JobStorage.GetConnection();
+            return Task.FromResult(connection.GetJobData(jobId)?.State == SucceededState.StateName);
+        }, $"Hangfire job {jobId} to be recorded as succeeded", Ct);
+
         // Every job in Hangfire's storage belongs to a task that exists.
         var monitoring = app.JobStorage.GetMonitoringApi();
         var jobTaskIds = monitoring.SucceededJobs(0, 1000).Select(j => j.Value.Job)
