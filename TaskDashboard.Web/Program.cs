@@ -1,13 +1,21 @@
 using System.Text.Json.Serialization;
 using TaskDashboard.Jobs;
+using TaskDashboard.Web.Components;
 using TaskDashboard.Web.Operations;
 using TaskDashboard.Web.Progress;
+using TaskDashboard.Web.Security;
 using TaskDashboard.Web.Tasks;
 
-// A worker-only process runs jobs and serves no HTTP
+// A worker-only process runs jobs and serves no HTTP; create-api-key prints a key and exits
 if (WorkerRole.IsRequested(args))
 {
     await WorkerRole.RunAsync(args);
+    return;
+}
+
+if (ApiKeyCommand.IsRequested(args))
+{
+    Environment.ExitCode = await ApiKeyCommand.RunAsync(args);
     return;
 }
 
@@ -16,23 +24,29 @@ var builder = WebApplication.CreateBuilder(args);
 // Configure the engine: PostgreSQL, migrations, task kinds, dispatcher, Hangfire
 builder.AddJobs();
 
-// Configure HTTP: problem details for every error, enums as strings
+// Configure HTTP: problem details for every error (bad requests stay 4xx in every environment), enums as strings
 builder.Services.AddProblemDetails();
+builder.Services.Configure<ExceptionHandlerOptions>(o => o.StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : 500);
 builder.Services.ConfigureHttpJsonOptions(options => options.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 
 // Configure features
+builder.AddSecurity();
 builder.AddTasks();
 builder.AddProgress();
 builder.AddOperations();
+builder.AddDashboard();
 
 var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseSecurity();
 
+app.MapSecurity();
 app.MapTasks();
 app.MapProgress();
 app.MapOperations();
+app.MapDashboard();
 
 await app.RunAsync();
 

@@ -108,11 +108,11 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return (found, false);
     }
 
-    public async Task<TaskItem?> GetAsync(string ownerId, Guid id, CancellationToken cancellationToken)
+    public async Task<TaskItem?> GetAsync(TaskScope scope, Guid id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM dashboard.tasks WHERE id = @id AND owner_id = @owner");
+        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM dashboard.tasks WHERE id = @id AND (@all OR owner_id = @owner)");
         command.Parameters.AddWithValue("id", id);
-        command.Parameters.AddWithValue("owner", ownerId);
+        AddScope(command.Parameters, scope);
         return await ReadSingleAsync(command, cancellationToken);
     }
 
@@ -124,10 +124,10 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return await ReadSingleAsync(command, cancellationToken);
     }
 
-    public async Task<TaskPage> ListAsync(string ownerId, TaskState? state, string? kind, int offset, int limit, CancellationToken cancellationToken)
+    public async Task<TaskPage> ListAsync(TaskScope scope, TaskState? state, string? kind, int offset, int limit, CancellationToken cancellationToken)
     {
         const string filter = """
-            WHERE owner_id = @owner
+            WHERE (@all OR owner_id = @owner)
               AND (@state::text IS NULL OR state = @state::text)
               AND (@kind::text IS NULL OR kind = @kind::text)
             """;
@@ -136,7 +136,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         var count = new NpgsqlBatchCommand($"SELECT count(*) FROM dashboard.tasks {filter}");
         foreach (var command in new[] { page, count })
         {
-            command.Parameters.AddWithValue("owner", ownerId);
+            AddScope(command.Parameters, scope);
             command.Parameters.AddWithValue("state", NpgsqlDbType.Text, (object?)state?.ToString() ?? DBNull.Value);
             command.Parameters.AddWithValue("kind", NpgsqlDbType.Text, (object?)kind ?? DBNull.Value);
             batch.BatchCommands.Add(command);
@@ -201,7 +201,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     /// Cancels a pending or scheduled task at once, or asks a running one to stop. Returns null when
     /// the owner has no such task; <c>Changed</c> is false when it was final or already asked to stop.
     /// </summary>
-    public async Task<(TaskItem Task, bool Changed)?> RequestCancelAsync(string ownerId, Guid id, CancellationToken cancellationToken)
+    public async Task<(TaskItem Task, bool Changed)?> RequestCancelAsync(TaskScope scope, Guid id, CancellationToken cancellationToken)
     {
         var cancelNow = Sql(TaskTransitions.SourcesOf(TaskState.Cancelled).Where(s => s != TaskState.Running));
         var changed = await TransitionAsync(
@@ -217,15 +217,22 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 cancel_requested_at = coalesce(cancel_requested_at, @now)
                 """,
             eventType: $"CASE WHEN state = 'Cancelled' THEN 'cancelled' ELSE 'cancel_requested' END",
-            extraWhere: "AND owner_id = @owner AND cancel_requested_at IS NULL",
-            parameters: p => p.AddWithValue("owner", ownerId),
+            extraWhere: "AND (@all OR owner_id = @owner) AND cancel_requested_at IS NULL",
+            parameters: p => AddScope(p, scope),
             cancellationToken);
         if (changed is not null)
         {
             return (changed, true);
         }
 
-        return await GetAsync(ownerId, id, cancellationToken) is { } unchanged ? (unchanged, false) : null;
+        return await GetAsync(scope, id, cancellationToken) is { } unchanged ? (unchanged, false) : null;
+    }
+
+    // Every read a caller makes goes through this filter: "(@all OR owner_id = @owner)".
+    private static void AddScope(NpgsqlParameterCollection parameters, TaskScope scope)
+    {
+        parameters.AddWithValue("owner", scope.OwnerId);
+        parameters.AddWithValue("all", scope.AllOwners);
     }
 
     /// <summary>

@@ -71,6 +71,14 @@ public sealed class ComposeFileTests
         Assert.Contains(ports, p => p.Contains('-'));
     }
 
+    [Fact]
+    public void Compose_LetsTheOperatorChooseTheFirstAdminsPassword()
+    {
+        var environment = (YamlMappingNode)((YamlMappingNode)Services()["web"])["environment"];
+
+        Assert.Equal("${ADMIN_PASSWORD:-}", environment["Security__AdminPassword"].ToString());
+    }
+
     internal static string RepositoryRoot()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);

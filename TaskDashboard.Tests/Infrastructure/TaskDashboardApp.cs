@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Security;
 using TaskDashboard.Web.Tasks;
 
 namespace TaskDashboard.Tests.Infrastructure;
@@ -32,12 +33,54 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
 
     public NpgsqlDataSource Database { get; private set; } = null!;
 
+    /// <summary>The user every client from <c>CreateClient()</c> acts as (no ops role).</summary>
+    public UserAccount User { get; private set; } = null!;
+
+    /// <summary><see cref="User"/>'s API key, sent by <c>CreateClient()</c>, the hub client and worker-process clients.</summary>
+    public string ApiKey { get; private set; } = "";
+
+    public TaskScope UserScope => new(User.Id);
+
     public virtual async ValueTask InitializeAsync()
     {
         ConnectionString = await TestPostgres.CreateDatabaseAsync();
         Database = NpgsqlDataSource.Create(ConnectionString);
         // Start the host now: migrations run while it starts.
         StartServer();
+        (User, ApiKey) = await CreateUserAsync("tester", ops: false);
+    }
+
+    /// <summary>A new user (the name made unique) with an API key of their own.</summary>
+    public async Task<(UserAccount User, string ApiKey)> CreateUserAsync(string name, bool ops, CancellationToken cancellationToken = default)
+    {
+        var accounts = Services.GetRequiredService<AccountStore>();
+        var user = await accounts.CreateUserAsync($"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)], UserPassword, ops ? [SecurityOptions.OpsRole] : [], cancellationToken)
+            ?? throw new InvalidOperationException("User name taken.");
+        var (_, key) = await accounts.CreateApiKeyAsync(user.Id, "tests", cancellationToken);
+        return (user, key);
+    }
+
+    /// <summary>The password of every user that <see cref="CreateUserAsync"/> makes.</summary>
+    public const string UserPassword = "correct horse battery staple";
+
+    /// <summary>The first admin's password (from configuration, as ./run passes it).</summary>
+    public const string AdminPassword = "admin password for tests";
+
+    /// <summary>A client of the test server acting with <paramref name="apiKey"/> (none: anonymous).</summary>
+    public HttpClient CreateClientWithKey(string? apiKey)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = apiKey is null ? null : new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
+        return client;
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        if (ApiKey.Length > 0)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", ApiKey);
+        }
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -74,6 +117,7 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         ["Jobs:LostJobAfter"] = "00:00:03",
         ["DemoData:Rows"] = DemoRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Export:BatchRows"] = "2000",
+        ["Security:AdminPassword"] = AdminPassword,
     };
 
     protected virtual void ConfigureTestServices(IServiceCollection services)

@@ -11,10 +11,10 @@ public sealed class TaskHubClient : IAsyncDisposable
 {
     private readonly Channel<TaskEventData> events = Channel.CreateUnbounded<TaskEventData>();
 
-    private TaskHubClient(Uri baseAddress)
+    private TaskHubClient(Uri baseAddress, string? apiKey)
     {
         Connection = new HubConnectionBuilder()
-            .WithUrl(new Uri(baseAddress, "/hubs/tasks"))
+            .WithUrl(new Uri(baseAddress, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult(apiKey))
             .AddJsonProtocol(o => o.PayloadSerializerOptions.Converters.Add(new JsonStringEnumConverter()))
             .Build();
         Connection.On<TaskEventData>(nameof(IProgressClient.TaskProgressChanged), e => events.Writer.TryWrite(e));
@@ -25,9 +25,10 @@ public sealed class TaskHubClient : IAsyncDisposable
 
     public ChannelReader<TaskEventData> Events => events.Reader;
 
-    public static async Task<TaskHubClient> ConnectAsync(Uri baseAddress, CancellationToken cancellationToken)
+    /// <summary>Connects with <paramref name="apiKey"/> (sent as a bearer token; null: anonymous).</summary>
+    public static async Task<TaskHubClient> ConnectAsync(Uri baseAddress, string? apiKey, CancellationToken cancellationToken)
     {
-        var client = new TaskHubClient(baseAddress);
+        var client = new TaskHubClient(baseAddress, apiKey);
         await client.Connection.StartAsync(cancellationToken);
         return client;
     }

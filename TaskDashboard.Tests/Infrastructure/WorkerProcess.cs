@@ -9,6 +9,7 @@ namespace TaskDashboard.Tests.Infrastructure;
 public sealed class WorkerProcess : IAsyncDisposable
 {
     private readonly Process process;
+    private string? home;
 
     private WorkerProcess(Process process, string logPath)
     {
@@ -85,6 +86,9 @@ public sealed class WorkerProcess : IAsyncDisposable
         }
 
         start.Environment["Logging__LogLevel__Default"] = "Information";
+        // A home of its own, as each container has: nothing is shared through ~/.aspnet (Data Protection keys).
+        var home = Directory.CreateTempSubdirectory("taskdashboard-node-home-").FullName;
+        start.Environment["HOME"] = home;
         var logPath = Path.Combine(app.ArtifactsPath, $"worker-{Guid.NewGuid():N}.log");
         var log = new StreamWriter(logPath) { AutoFlush = true };
         var process = Process.Start(start)!;
@@ -92,7 +96,7 @@ public sealed class WorkerProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => Write(log, e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new WorkerProcess(process, logPath);
+        return new WorkerProcess(process, logPath) { home = home };
     }
 
     private static void Write(StreamWriter log, string? line)
@@ -142,5 +146,9 @@ public sealed class WorkerProcess : IAsyncDisposable
 
         await Task.CompletedTask;
         process.Dispose();
+        if (home is not null && Directory.Exists(home))
+        {
+            Directory.Delete(home, recursive: true);
+        }
     }
 }

@@ -18,7 +18,7 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     {
         var client = app.CreateClient();
         var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1500}}""", Ct);
-        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, Ct);
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
         var hub = watcher.Connection;
 
         var snapshot = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, null, Ct);
@@ -49,7 +49,7 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     public async Task Hub_SubscribedToMyTasks_ReceivesEventsOfTasksSubmittedLater()
     {
         var client = app.CreateClient();
-        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, Ct);
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
         var hub = watcher.Connection;
         await hub.InvokeAsync("SubscribeToMyTasks", Ct);
 
@@ -77,7 +77,7 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
     public async Task Hub_RefusesToSubscribe_ToATaskTheCallerCannotSee()
     {
         var client = app.CreateClient();
-        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, Ct);
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
         var hub = watcher.Connection;
 
         var refused = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<TaskEventData>("SubscribeToTask", Guid.NewGuid(), null, Ct));

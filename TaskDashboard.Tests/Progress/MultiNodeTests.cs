@@ -21,6 +21,27 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
+    public async Task SignInOnOneWebNode_IsHonouredByAnother_ThroughSharedDataProtectionKeys()
+    {
+        await using var web1 = WorkerProcess.StartWeb(app);
+        await using var web2 = WorkerProcess.StartWeb(app);
+        await web1.WaitHealthyAsync(Ct);
+        await web2.WaitHealthyAsync(Ct);
+        // Cookies are per host, not per port: one client carries web1's cookie to web2.
+        using var browser = SignInClient.Create(web1.BaseAddress!);
+
+        var signedIn = await browser.SignInAsync(app.User.UserName, TaskDashboardApp.UserPassword, Ct);
+        var onOtherNode = await browser.GetAsync(new Uri(web2.BaseAddress!, "/api/tasks"), Ct);
+        var token = await browser.FormTokenAsync("/account/keys", Ct);
+        var formOnOtherNode = await browser.PostAsync(new Uri(web2.BaseAddress!, "/account/logout"), SignInClient.Form(("__RequestVerificationToken", token)), Ct);
+
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, signedIn.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, onOtherNode.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, formOnOtherNode.StatusCode);
+        Assert.Equal("/account/login", formOnOtherNode.Headers.Location!.ToString());
+    }
+
+    [Fact]
     public async Task EventsOfAJobOnAWorker_ReachSseOnOneNodeAndSignalROnAnother_WithoutGaps()
     {
         await using var web1 = WorkerProcess.StartWeb(app);
@@ -29,12 +50,13 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         await web1.WaitHealthyAsync(Ct);
         await web2.WaitHealthyAsync(Ct);
         using var client1 = new HttpClient { BaseAddress = web1.BaseAddress };
+        client1.DefaultRequestHeaders.Authorization = new("Bearer", app.ApiKey);
 
         // Submitted through node 1; it waits for the worker (which polls or is woken by NOTIFY).
         var response = await client1.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"throttleMs":200}}"""), Ct);
         var task = (await response.Content.ReadFromJsonAsync<TaskResponse>(TaskDashboardApp.Json, Ct))!;
 
-        await using var hub = await TaskHubClient.ConnectAsync(web2.BaseAddress!, Ct);
+        await using var hub = await TaskHubClient.ConnectAsync(web2.BaseAddress!, app.ApiKey, Ct);
         var hubSnapshot = await hub.Connection.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, 0L, Ct);
         var hubRead = ReadHubAsync(hub.Events);
 

@@ -46,16 +46,16 @@ public sealed class TaskQueryAndCancelTests(TaskDashboardApp app) : IClassFixtur
         var created = await client.SubmitAsync("/api/tasks", """{"kind":"export"}""", Ct);
         var store = app.Services.GetRequiredService<TaskStore>();
 
-        var mine = await store.GetAsync("local", created.Id, Ct);
-        var theirs = await store.GetAsync("someone-else", created.Id, Ct);
-        var cancelled = await store.RequestCancelAsync("someone-else", created.Id, Ct);
-        var listed = await store.ListAsync("someone-else", null, null, 0, 100, Ct);
+        var mine = await store.GetAsync(app.UserScope, created.Id, Ct);
+        var theirs = await store.GetAsync(new TaskScope("someone-else"), created.Id, Ct);
+        var cancelled = await store.RequestCancelAsync(new TaskScope("someone-else"), created.Id, Ct);
+        var listed = await store.ListAsync(new TaskScope("someone-else"), null, null, 0, 100, Ct);
 
         Assert.NotNull(mine);
         Assert.Null(theirs);
         Assert.Null(cancelled);
         Assert.DoesNotContain(listed.Items, t => t.Id == created.Id);
-        Assert.Equal(TaskState.Pending, (await store.GetAsync("local", created.Id, Ct))!.State);
+        Assert.Equal(TaskState.Pending, (await store.GetAsync(app.UserScope, created.Id, Ct))!.State);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Hangfire;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
+using TaskDashboard.Web.Security;
 
 namespace TaskDashboard.Web.Operations;
 
@@ -14,16 +15,10 @@ public static class OperationsApi
 
     public static IEndpointRouteBuilder MapOperations(this IEndpointRouteBuilder app)
     {
-        app.MapHealthChecks("/health");
-        // TODO(#5): ops role only. Until sign-in exists: Hangfire's default, local requests only.
-        app.MapHangfireDashboard("/hangfire");
-        app.MapGet("/", () => TypedResults.Ok(new
-        {
-            name = "TaskDashboard",
-            api = "/api/tasks",
-            hangfire = "/hangfire",
-            health = "/health",
-        })).ExcludeFromDescription();
+        app.MapHealthChecks("/health").AllowAnonymous();
+        // Ops only, through the same sign-in as the rest (Hangfire's own filter would allow only local requests).
+        app.MapHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], AppPath = "/", DashboardTitle = "TaskDashboard jobs" })
+            .RequireAuthorization(SecurityApi.OpsPolicy);
         return app;
     }
 }

@@ -24,7 +24,7 @@ public sealed class OwnerEventStream(string ownerId, TaskStore store, TaskEventB
             var active = new List<TaskEventData>();
             foreach (var state in new[] { TaskState.Running, TaskState.Pending, TaskState.Scheduled })
             {
-                var page = await store.ListAsync(ownerId, state, null, 0, SnapshotLimit, cancellationToken);
+                var page = await store.ListAsync(new TaskScope(ownerId), state, null, 0, SnapshotLimit, cancellationToken);
                 active.AddRange(page.Items.Select(TaskEventStream.Snapshot));
             }
 

@@ -1,9 +1,10 @@
 using System.Globalization;
+using System.Security.Claims;
 using Microsoft.Extensions.Options;
 using TaskDashboard.Jobs;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
-using TaskDashboard.Web.Tasks;
+using TaskDashboard.Web.Security;
 
 namespace TaskDashboard.Web.Progress;
 
@@ -29,8 +30,8 @@ public static class ProgressApi
 
     /// <summary><c>text/event-stream</c> of every task of the caller, live.</summary>
     public static IResult StreamOwnerEvents(
-        HttpContext context, TaskStore store, TaskEventBus bus, IOptions<ProgressOptions> options, IOptions<TasksOptions> tasksOptions) =>
-        new OwnerEventStream(TasksApi.OwnerOf(context, tasksOptions.Value), store, bus, options.Value);
+        ClaimsPrincipal user, TaskStore store, TaskEventBus bus, IOptions<ProgressOptions> options) =>
+        new OwnerEventStream(user.Id(), store, bus, options.Value);
 
     /// <summary>
     /// <c>text/event-stream</c> of one task: a snapshot, then every event with <c>id:</c> = its
@@ -43,7 +44,6 @@ public static class ProgressApi
         TaskStore store,
         TaskEventBus bus,
         IOptions<ProgressOptions> options,
-        IOptions<TasksOptions> tasksOptions,
         string? lastEventId,
         CancellationToken cancellationToken)
     {
@@ -62,7 +62,7 @@ public static class ProgressApi
             after = parsed;
         }
 
-        var task = await store.GetAsync(TasksApi.OwnerOf(context, tasksOptions.Value), id, cancellationToken);
+        var task = await store.GetAsync(context.User.TaskScope(), id, cancellationToken);
         if (task is null)
         {
             return TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");

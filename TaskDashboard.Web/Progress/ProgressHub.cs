@@ -1,8 +1,7 @@
 using Microsoft.AspNetCore.SignalR;
-using Microsoft.Extensions.Options;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
-using TaskDashboard.Web.Tasks;
+using TaskDashboard.Web.Security;
 
 namespace TaskDashboard.Web.Progress;
 
@@ -19,7 +18,7 @@ public interface IProgressClient
 /// only check access and join or leave group <c>task:{id}</c>; the events come from the node's
 /// broadcaster through <see cref="HubTaskForwarder"/>.
 /// </summary>
-public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOptions<TasksOptions> options) : Hub<IProgressClient>
+public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : Hub<IProgressClient>
 {
     public static string Group(Guid taskId) => $"task:{taskId}";
 
@@ -30,8 +29,7 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOp
     /// </summary>
     public async Task<TaskEventData> SubscribeToTask(Guid taskId, long? afterSeq = null)
     {
-        var owner = TasksApi.OwnerOf(Context.GetHttpContext()!, options.Value);
-        var task = await store.GetAsync(owner, taskId, Context.ConnectionAborted)
+        var task = await store.GetAsync(Context.User!.TaskScope(), taskId, Context.ConnectionAborted)
             ?? throw new HubException($"There is no task {taskId} that you can see.");
         if (afterSeq is < 0)
         {
@@ -57,14 +55,14 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder, IOp
     /// <summary>Joins the caller's own group: from now on, events of every task of theirs.</summary>
     public async Task SubscribeToMyTasks()
     {
-        var owner = TasksApi.OwnerOf(Context.GetHttpContext()!, options.Value);
+        var owner = Context.User!.Id();
         await Groups.AddToGroupAsync(Context.ConnectionId, OwnerGroup(owner), Context.ConnectionAborted);
         forwarder.Join(Context.ConnectionId, OwnerGroup(owner), bus => bus.SubscribeOwner(owner));
     }
 
     public async Task UnsubscribeFromMyTasks()
     {
-        var owner = TasksApi.OwnerOf(Context.GetHttpContext()!, options.Value);
+        var owner = Context.User!.Id();
         await Groups.RemoveFromGroupAsync(Context.ConnectionId, OwnerGroup(owner), Context.ConnectionAborted);
         forwarder.Leave(Context.ConnectionId, OwnerGroup(owner));
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Security;
 
 namespace TaskDashboard.Web.Tasks;
 
@@ -32,6 +33,8 @@ public sealed record TaskResponse(
     bool CancelRequested,
     string? Error,
     string? ResultUrl,
+    string? DownloadUrl,
+    DateTimeOffset? DownloadUrlExpiresAt,
     TaskResultInfo? Result,
     TaskLinks Links);
 
@@ -41,10 +44,13 @@ public static class TaskResponseMapping
 {
     public static string SelfUrl(Guid id) => $"/api/tasks/{id}";
 
-    public static TaskResponse AsResponse(this TaskItem task)
+    /// <summary>The API's view of a task; a succeeded one carries a signed download link from <paramref name="links"/>.</summary>
+    public static TaskResponse AsResponse(this TaskItem task, DownloadLinks links)
     {
         var self = SelfUrl(task.Id);
         var resultUrl = $"{self}/result";
+        var hasResult = task is { State: TaskState.Succeeded, Result: not null };
+        var download = hasResult ? links.Create(task.Id) : default;
         return new TaskResponse(
             task.Id,
             task.Kind,
@@ -63,7 +69,9 @@ public static class TaskResponseMapping
             task.CompletedAt,
             task.CancelRequestedAt is not null,
             task.LastError,
-            task is { State: TaskState.Succeeded, Result: not null } ? resultUrl : null,
+            hasResult ? resultUrl : null,
+            hasResult ? download.Url : null,
+            hasResult ? download.ExpiresAt : null,
             task.Result is { } r ? new TaskResultInfo(r.FileName, r.ContentType, r.SizeBytes, r.RowCount, r.Sha256) : null,
             new TaskLinks(self, $"{self}/events", $"{self}/cancel", resultUrl));
     }

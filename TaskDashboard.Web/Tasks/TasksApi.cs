@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -7,6 +8,7 @@ using TaskDashboard.Jobs.Kinds;
 using TaskDashboard.Jobs.Kinds.Export;
 using TaskDashboard.Jobs.Kinds.Report;
 using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Security;
 
 namespace TaskDashboard.Web.Tasks;
 
@@ -35,7 +37,8 @@ public static class TasksApi
         tasks.MapGet("/", ListAsync).WithName("ListTasks");
         tasks.MapGet("/{id:guid}", GetAsync).WithName("GetTask");
         tasks.MapPost("/{id:guid}/cancel", CancelAsync).WithName("CancelTask");
-        tasks.MapGet("/{id:guid}/result", GetResultAsync).WithName("GetTaskResult");
+        // Open to a signed link without a key (see DownloadLinks); otherwise the caller's own tasks only.
+        tasks.MapGet("/{id:guid}/result", GetResultAsync).WithName("GetTaskResult").AllowAnonymous();
         return api;
     }
 
@@ -63,7 +66,7 @@ public static class TasksApi
     {
         var idempotencyKey = context.Request.Headers["Idempotency-Key"] is { Count: > 0 } values ? values.ToString() : null;
         var outcome = await submitter.SubmitAsync(
-            new SubmitTask(OwnerOf(context, options), kind, parameters, priority, timeout, idempotencyKey), cancellationToken);
+            new SubmitTask(context.User.Id(), kind, parameters, priority, timeout, idempotencyKey), cancellationToken);
 
         switch (outcome.Status)
         {
@@ -79,21 +82,23 @@ public static class TasksApi
         var task = outcome.Task!;
         context.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         context.Response.Headers.Location = TaskResponseMapping.SelfUrl(task.Id);
+        var links = context.RequestServices.GetRequiredService<DownloadLinks>();
         return outcome.Status == SubmitStatus.Created
-            ? TypedResults.Accepted(TaskResponseMapping.SelfUrl(task.Id), task.AsResponse())
-            : TypedResults.Ok(task.AsResponse());
+            ? TypedResults.Accepted(TaskResponseMapping.SelfUrl(task.Id), task.AsResponse(links))
+            : TypedResults.Ok(task.AsResponse(links));
     }
 
     public static async Task<Results<Ok<TaskResponse>, ProblemHttpResult>> GetAsync(
-        Guid id, HttpContext context, TaskStore store, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+        Guid id, ClaimsPrincipal user, TaskStore store, DownloadLinks links, CancellationToken cancellationToken)
     {
-        var task = await store.GetAsync(OwnerOf(context, options.Value), id, cancellationToken);
-        return task is null ? TaskNotFound(id) : TypedResults.Ok(task.AsResponse());
+        var task = await store.GetAsync(user.TaskScope(), id, cancellationToken);
+        return task is null ? TaskNotFound(id) : TypedResults.Ok(task.AsResponse(links));
     }
 
     public static async Task<Results<Ok<TaskListResponse>, ValidationProblem>> ListAsync(
-        HttpContext context,
+        ClaimsPrincipal user,
         TaskStore store,
+        DownloadLinks links,
         TaskKindRegistry kinds,
         IOptions<TasksOptions> options,
         string? status,
@@ -144,14 +149,14 @@ public static class TasksApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["'page' is too large."] });
         }
 
-        var result = await store.ListAsync(OwnerOf(context, options.Value), state, kind, (int)offset, size, cancellationToken);
-        return TypedResults.Ok(new TaskListResponse(result.Items.Select(t => t.AsResponse()).ToList(), pageNumber, size, result.TotalCount));
+        var result = await store.ListAsync(user.TaskScope(), state, kind, (int)offset, size, cancellationToken);
+        return TypedResults.Ok(new TaskListResponse(result.Items.Select(t => t.AsResponse(links)).ToList(), pageNumber, size, result.TotalCount));
     }
 
     public static async Task<Results<Accepted<TaskResponse>, Ok<TaskResponse>, ProblemHttpResult>> CancelAsync(
-        Guid id, HttpContext context, TaskStore store, ArtifactStore artifacts, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+        Guid id, ClaimsPrincipal user, TaskStore store, ArtifactStore artifacts, DownloadLinks links, CancellationToken cancellationToken)
     {
-        if (await store.RequestCancelAsync(OwnerOf(context, options.Value), id, cancellationToken) is not var (task, changed))
+        if (await store.RequestCancelAsync(user.TaskScope(), id, cancellationToken) is not var (task, changed))
         {
             return TaskNotFound(id);
         }
@@ -160,7 +165,7 @@ public static class TasksApi
         {
             // A task waiting to run again may hold partial files of an earlier attempt.
             artifacts.Delete(id);
-            return TypedResults.Ok(task.AsResponse());
+            return TypedResults.Ok(task.AsResponse(links));
         }
 
         if (task.IsFinal)
@@ -171,13 +176,41 @@ public static class TasksApi
                 title: "Task already finished");
         }
 
-        return TypedResults.Accepted(TaskResponseMapping.SelfUrl(id), task.AsResponse());
+        return TypedResults.Accepted(TaskResponseMapping.SelfUrl(id), task.AsResponse(links));
     }
 
-    public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetResultAsync(
-        Guid id, HttpContext context, TaskStore store, ArtifactStore artifacts, IOptions<TasksOptions> options, CancellationToken cancellationToken)
+    public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult, ChallengeHttpResult>> GetResultAsync(
+        Guid id,
+        string? expires,
+        string? signature,
+        HttpContext context,
+        TaskStore store,
+        ArtifactStore artifacts,
+        DownloadLinks links,
+        CancellationToken cancellationToken)
     {
-        var task = await store.GetAsync(OwnerOf(context, options.Value), id, cancellationToken);
+        TaskItem? task;
+        if (expires is not null || signature is not null)
+        {
+            switch (links.Check(id, expires, signature))
+            {
+                case DownloadLinks.Verdict.Expired:
+                    return TypedResults.Problem("This download link has expired; ask the API for the task again to get a fresh one.", statusCode: StatusCodes.Status403Forbidden, title: "Link expired");
+                case DownloadLinks.Verdict.BadSignature:
+                    return TypedResults.Problem("This download link is not valid: its signature does not match.", statusCode: StatusCodes.Status403Forbidden, title: "Invalid link");
+            }
+
+            task = await store.GetForExecutionAsync(id, cancellationToken);
+        }
+        else if (context.User.Identity?.IsAuthenticated != true)
+        {
+            return TypedResults.Challenge();
+        }
+        else
+        {
+            task = await store.GetAsync(context.User.TaskScope(), id, cancellationToken);
+        }
+
         if (task is null)
         {
             return TaskNotFound(id);
@@ -205,10 +238,6 @@ public static class TasksApi
             entityTag: new EntityTagHeaderValue($"\"{result.Sha256}\""),
             enableRangeProcessing: true);
     }
-
-    // TODO(#5): the signed-in user; until then every task belongs to the configured local owner.
-    internal static string OwnerOf(HttpContext context, TasksOptions options) =>
-        context.User.FindFirstValue(ClaimTypes.NameIdentifier) ?? options.LocalOwner;
 
     private static ProblemHttpResult TaskNotFound(Guid id) =>
         TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");

@@ -19,8 +19,4 @@ public sealed class TasksOptions
 
     [Range(1, 1000)]
     public int MaxPageSize { get; set; } = 100;
-
-    /// <summary>The owner of every task until sign-in exists.</summary>
-    [Required]
-    public string LocalOwner { get; set; } = "local";
 }

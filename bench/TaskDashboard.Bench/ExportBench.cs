@@ -16,7 +16,7 @@ internal static class ExportBench
     public static async Task RunAsync(string[] args)
     {
         var o = Options.Parse(args);
-        using var http = new HttpClient { BaseAddress = new Uri(o.Url) };
+        using var http = new HttpClient { BaseAddress = new Uri(o.Url) }.Authorize();
         var sizes = new (string Name, string From, string To)[]
         {
             ("100k rows", "2025-01-01", "2025-02-06"),

@@ -23,7 +23,7 @@ internal static class LiveBench
         var jobs = int.Parse(values.GetValueOrDefault("jobs", "100"), Invariant);
         var output = values.GetValueOrDefault("out", "bench/results/live.json");
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 10_000 };
-        using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
+        using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan }.Authorize();
 
         var ids = new List<string>();
         for (var i = 0; i < jobs; i++)
@@ -89,7 +89,7 @@ internal static class LiveBench
 
     private static async Task WatchHubAsync(Uri url, string id, List<double> latencies)
     {
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(url, "/hubs/tasks")).Build();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey)).Build();
         var done = new TaskCompletionSource();
         hub.On<JsonElement>("TaskProgressChanged", e =>
         {

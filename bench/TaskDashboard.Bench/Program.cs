@@ -189,7 +189,7 @@ namespace TaskDashboard.Bench
         public static async Task<Result> RunAsync(Settings settings)
         {
             using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = settings.Clients, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
-            using var client = new HttpClient(handler) { BaseAddress = new Uri(settings.Url), Timeout = TimeSpan.FromSeconds(30) };
+            using var client = new HttpClient(handler) { BaseAddress = new Uri(settings.Url), Timeout = TimeSpan.FromSeconds(30) }.Authorize();
             var body = Encoding.UTF8.GetBytes("""{"parameters":{"from":"2026-01-01","to":"2026-01-31","format":"csv"}}""");
 
             await LoadAsync(client, body, settings.Clients, TimeSpan.FromSeconds(settings.WarmupSeconds), record: null);

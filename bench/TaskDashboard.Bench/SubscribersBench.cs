@@ -22,7 +22,7 @@ internal static class SubscribersBench
         var webPid = int.Parse(values["web-pid"], Invariant);
         var output = values.GetValueOrDefault("out", "bench/results/subscribers.json");
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = count + 10, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
-        using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
+        using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan }.Authorize();
 
         // The task waits (no worker yet) while every subscriber connects.
         var submitted = await http.PostAsync("/api/exports", new StringContent(
