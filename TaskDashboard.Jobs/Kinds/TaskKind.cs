@@ -73,19 +73,28 @@ public abstract class TaskKind<TParameters> : ITaskKind where TParameters : clas
             return Invalid("parameters", "'parameters' must be a JSON object.");
         }
 
+        var errors = Validate(value);
+        return errors.Count > 0
+            ? new ParameterCheck(null, errors)
+            : new ParameterCheck(JsonSerializer.Serialize(value, TaskStore.Json), errors);
+    }
+
+    /// <summary>
+    /// The kind's rules on typed parameters, with errors keyed as the API reports them
+    /// (<c>parameters.from</c>): the dashboard's forms check with this before they submit.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string[]> Validate(TParameters value)
+    {
         var results = new List<ValidationResult>();
         Validator.TryValidateObject(value, new ValidationContext(value), results, validateAllProperties: true);
-        if (results.Count > 0)
-        {
-            var errors = results
-                .SelectMany(r => (r.MemberNames.Any() ? r.MemberNames : [""]).Select(m => (Field: JsonFieldPath.Join("parameters", m), r.ErrorMessage ?? "Invalid value.")))
-                .GroupBy(e => e.Field)
-                .ToDictionary(g => g.Key, g => g.Select(e => e.Item2).ToArray());
-            return new ParameterCheck(null, errors);
-        }
-
-        return new ParameterCheck(JsonSerializer.Serialize(value, TaskStore.Json), new Dictionary<string, string[]>());
+        return results
+            .SelectMany(r => (r.MemberNames.Any() ? r.MemberNames : [""]).Select(m => (Field: JsonFieldPath.Join("parameters", m), Message: r.ErrorMessage ?? "Invalid value.")))
+            .GroupBy(e => e.Field)
+            .ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
     }
+
+    /// <summary>Typed parameters as the JSON a submission carries.</summary>
+    public static JsonElement ToJson(TParameters value) => JsonSerializer.SerializeToElement(value, TaskStore.Json);
 
     public Task<TaskResult> ExecuteAsync(TaskExecutionContext context, CancellationToken cancellationToken) =>
         ExecuteAsync(context, context.Task.Parameters.Deserialize<TParameters>(TaskStore.Json)!, cancellationToken);

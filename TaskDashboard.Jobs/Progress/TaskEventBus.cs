@@ -17,6 +17,12 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     private readonly ConcurrentDictionary<Guid, string> owners = new();
     private DateTimeOffset lastCaughtUp = DateTimeOffset.UtcNow;
 
+    // The owner-feed key of subscribers that watch every owner's tasks (the ops role's dashboard).
+    private const string AllOwners = "\0all";
+
+    /// <summary>Live events of every task of every owner from now on (for the ops role). Dispose to unsubscribe.</summary>
+    public TaskEventSubscription SubscribeAll() => SubscribeOwner(AllOwners);
+
     /// <summary>Live events of every task of one owner from now on. Dispose to unsubscribe.</summary>
     public TaskEventSubscription SubscribeOwner(string ownerId)
     {
@@ -74,7 +80,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         if (!feeds.TryGetValue(taskId, out var feed))
         {
             // Nobody watches this task itself; someone may watch all tasks of its owner.
-            if (ownerFeeds.IsEmpty || !HasOwnerSubscribers(await OwnerOfAsync(taskId, cancellationToken)))
+            if (ownerFeeds.IsEmpty || !(HasOwnerSubscribers(AllOwners) || HasOwnerSubscribers(await OwnerOfAsync(taskId, cancellationToken))))
             {
                 return;
             }
@@ -99,7 +105,10 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         if (!ownerFeeds.IsEmpty)
         {
             var watchedOwners = ownerFeeds.Where(o => o.Value.Count > 0).Select(o => o.Key).ToArray();
-            foreach (var (taskId, firstSeq) in await store.GetTasksWithEventsSinceAsync(watchedOwners, since.AddSeconds(-1), cancellationToken))
+            var missed = watchedOwners.Contains(AllOwners)
+                ? await store.GetTasksWithEventsSinceAsync(null, since.AddSeconds(-1), cancellationToken)
+                : await store.GetTasksWithEventsSinceAsync(watchedOwners, since.AddSeconds(-1), cancellationToken);
+            foreach (var (taskId, firstSeq) in missed)
             {
                 feeds.GetOrAdd(taskId, id => new TaskFeed(id) { LastSeq = firstSeq - 1 });
             }
@@ -191,14 +200,16 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     private async Task<TaskEventSubscription[]?> OwnerSubscribersAsync(Guid taskId, CancellationToken cancellationToken)
     {
         var ownerId = await OwnerOfAsync(taskId, cancellationToken);
-        if (ownerId is null || !ownerFeeds.TryGetValue(ownerId, out var list))
-        {
-            return null;
-        }
+        var owner = ownerId is not null && ownerFeeds.TryGetValue(ownerId, out var ownerList) ? Copy(ownerList) : [];
+        var all = ownerFeeds.TryGetValue(AllOwners, out var allList) ? Copy(allList) : [];
+        return owner.Length + all.Length == 0 ? null : [.. owner, .. all];
 
-        lock (list)
+        static TaskEventSubscription[] Copy(List<TaskEventSubscription> list)
         {
-            return [.. list];
+            lock (list)
+            {
+                return [.. list];
+            }
         }
     }
 

@@ -16,6 +16,12 @@ public sealed record NewTask(
     string? IdempotencyKey,
     string RequestHash);
 
+/// <summary>Ended tasks in one time bucket: how many of each outcome, and the mean run time of the succeeded ones.</summary>
+public sealed record TaskBucket(DateTimeOffset At, long Succeeded, long Failed, long Cancelled, double MeanSeconds);
+
+/// <summary>What the overview page shows: task counts by state and priority, and ended tasks over time.</summary>
+public sealed record TaskOverview(IReadOnlyList<(TaskState State, TaskPriority Priority, long Count)> Counts, IReadOnlyList<TaskBucket> Buckets);
+
 /// <summary>A page of an owner's tasks, newest first.</summary>
 public sealed record TaskPage(IReadOnlyList<TaskItem> Items, long TotalCount);
 
@@ -124,12 +130,16 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return await ReadSingleAsync(command, cancellationToken);
     }
 
-    public async Task<TaskPage> ListAsync(TaskScope scope, TaskState? state, string? kind, int offset, int limit, CancellationToken cancellationToken)
+    /// <param name="search">Text found in the id, kind, stage, message or parameters (case-insensitive).</param>
+    public async Task<TaskPage> ListAsync(TaskScope scope, TaskState? state, string? kind, int offset, int limit, CancellationToken cancellationToken, string? search = null)
     {
         const string filter = """
             WHERE (@all OR owner_id = @owner)
               AND (@state::text IS NULL OR state = @state::text)
               AND (@kind::text IS NULL OR kind = @kind::text)
+              AND (@search::text IS NULL OR id::text LIKE @search || '%' OR kind ILIKE '%' || @search || '%' ESCAPE '\'
+                   OR stage ILIKE '%' || @search || '%' ESCAPE '\' OR message ILIKE '%' || @search || '%' ESCAPE '\'
+                   OR parameters::text ILIKE '%' || @search || '%' ESCAPE '\')
             """;
         await using var batch = dataSource.CreateBatch();
         var page = new NpgsqlBatchCommand($"SELECT {Columns} FROM dashboard.tasks {filter} ORDER BY created_at DESC, id DESC OFFSET @offset LIMIT @limit");
@@ -139,6 +149,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             AddScope(command.Parameters, scope);
             command.Parameters.AddWithValue("state", NpgsqlDbType.Text, (object?)state?.ToString() ?? DBNull.Value);
             command.Parameters.AddWithValue("kind", NpgsqlDbType.Text, (object?)kind ?? DBNull.Value);
+            command.Parameters.AddWithValue("search", NpgsqlDbType.Text, string.IsNullOrWhiteSpace(search) ? DBNull.Value : EscapeLike(search.Trim()));
             batch.BatchCommands.Add(command);
         }
 
@@ -177,15 +188,15 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return events;
     }
 
-    /// <summary>The owners' tasks that logged events since a time, with the first such event's number.</summary>
-    public async Task<IReadOnlyList<(Guid TaskId, long FirstSeq)>> GetTasksWithEventsSinceAsync(string[] ownerIds, DateTimeOffset since, CancellationToken cancellationToken)
+    /// <summary>The owners' tasks (every owner's when null) that logged events since a time, with the first such event's number.</summary>
+    public async Task<IReadOnlyList<(Guid TaskId, long FirstSeq)>> GetTasksWithEventsSinceAsync(string[]? ownerIds, DateTimeOffset since, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
             SELECT e.task_id, min(e.seq) FROM dashboard.task_events e JOIN dashboard.tasks t ON t.id = e.task_id
-            WHERE t.owner_id = ANY(@owners) AND e.created_at >= @since
+            WHERE (@owners::text[] IS NULL OR t.owner_id = ANY(@owners)) AND e.created_at >= @since
             GROUP BY e.task_id
             """);
-        command.Parameters.AddWithValue("owners", ownerIds);
+        command.Parameters.AddWithValue("owners", NpgsqlDbType.Array | NpgsqlDbType.Text, (object?)ownerIds ?? DBNull.Value);
         command.Parameters.AddWithValue("since", since);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var found = new List<(Guid, long)>();
@@ -227,6 +238,49 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
 
         return await GetAsync(scope, id, cancellationToken) is { } unchanged ? (unchanged, false) : null;
     }
+
+    /// <summary>Tasks by state and priority, and per time bucket since <paramref name="since"/>: how many ended and how long they ran.</summary>
+    public async Task<TaskOverview> GetOverviewAsync(TaskScope scope, DateTimeOffset since, TimeSpan bucket, CancellationToken cancellationToken)
+    {
+        await using var batch = dataSource.CreateBatch();
+        var counts = new NpgsqlBatchCommand("""
+            SELECT state, priority, count(*) FROM dashboard.tasks WHERE (@all OR owner_id = @owner) GROUP BY state, priority
+            """);
+        var buckets = new NpgsqlBatchCommand("""
+            SELECT date_bin(@bucket, completed_at, @since) AS at,
+                   count(*) FILTER (WHERE state = 'Succeeded'), count(*) FILTER (WHERE state = 'Failed'),
+                   count(*) FILTER (WHERE state = 'Cancelled'),
+                   coalesce(avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE state = 'Succeeded'), 0)::float8
+            FROM dashboard.tasks
+            WHERE (@all OR owner_id = @owner) AND completed_at >= @since
+            GROUP BY 1 ORDER BY 1
+            """);
+        AddScope(counts.Parameters, scope);
+        AddScope(buckets.Parameters, scope);
+        buckets.Parameters.AddWithValue("bucket", bucket);
+        buckets.Parameters.AddWithValue("since", since);
+        batch.BatchCommands.Add(counts);
+        batch.BatchCommands.Add(buckets);
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        var byState = new List<(TaskState State, TaskPriority Priority, long Count)>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            TaskPriorities.TryParse(reader.GetString(1), out var priority);
+            byState.Add((Enum.Parse<TaskState>(reader.GetString(0)), priority, reader.GetInt64(2)));
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        var series = new List<TaskBucket>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            series.Add(new TaskBucket(reader.GetFieldValue<DateTimeOffset>(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetDouble(4)));
+        }
+
+        return new TaskOverview(byState, series);
+    }
+
+    private static string EscapeLike(string text) => text.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
 
     // Every read a caller makes goes through this filter: "(@all OR owner_id = @owner)".
     private static void AddScope(NpgsqlParameterCollection parameters, TaskScope scope)

@@ -66,6 +66,8 @@ public static class SecurityApi
         builder.Services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "TaskDashboard.Antiforgery";
+            // SecurityHeaders sends X-Frame-Options: DENY on every answer; a second value would be ambiguous.
+            o.SuppressXFrameOptionsHeader = true;
             o.Cookie.SecurePolicy = options.RequireHttpsCookies ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         });
 

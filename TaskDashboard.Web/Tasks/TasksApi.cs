@@ -20,6 +20,7 @@ public static class TasksApi
             .BindConfiguration(TasksOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddSingleton<TaskCanceller>();
         return builder;
     }
 
@@ -154,17 +155,15 @@ public static class TasksApi
     }
 
     public static async Task<Results<Accepted<TaskResponse>, Ok<TaskResponse>, ProblemHttpResult>> CancelAsync(
-        Guid id, ClaimsPrincipal user, TaskStore store, ArtifactStore artifacts, DownloadLinks links, CancellationToken cancellationToken)
+        Guid id, ClaimsPrincipal user, TaskCanceller canceller, DownloadLinks links, CancellationToken cancellationToken)
     {
-        if (await store.RequestCancelAsync(user.TaskScope(), id, cancellationToken) is not var (task, changed))
+        if (await canceller.CancelAsync(user.TaskScope(), id, cancellationToken) is not var (task, changed))
         {
             return TaskNotFound(id);
         }
 
         if (changed && task.State == TaskState.Cancelled)
         {
-            // A task waiting to run again may hold partial files of an earlier attempt.
-            artifacts.Delete(id);
             return TypedResults.Ok(task.AsResponse(links));
         }
 

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Components;
+using MudBlazor;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Components.Shared;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Web.Components.Pages.Tasks;
+
+/// <summary>One task: live progress, parameters, result or error, failed attempts, and its event timeline.</summary>
+public sealed partial class TaskDetail
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    private TaskItem? task;
+    private List<TaskEvent> events = [];
+    private bool notFound;
+
+    [Parameter]
+    public Guid Id { get; set; }
+
+    [Inject]
+    private TaskCanceller Canceller { get; set; } = null!;
+
+    [Inject]
+    private ISnackbar Snackbar { get; set; } = null!;
+
+    [Inject]
+    private NavigationManager Navigation { get; set; } = null!;
+
+    protected override Task OnLoadAsync() => LoadAsync();
+
+    protected override void OnAfterRender(bool firstRender)
+    {
+        if (firstRender && RendererInfo.IsInteractive && task is not null)
+        {
+            // Events after the ones already read come from the broadcaster, in order.
+            Watch(Bus.Subscribe(Id, task.LastEventSeq), OnEventAsync);
+            if (!task.IsFinal)
+            {
+                // Keep the ETA and run time ticking between events.
+                _ = TickAsync();
+            }
+        }
+    }
+
+    private Task OnEventAsync(TaskEvent taskEvent)
+    {
+        if (task is null || taskEvent.Seq <= task.LastEventSeq)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (taskEvent.Seq > task.LastEventSeq + 1 || taskEvent.Type != "progress")
+        {
+            // A gap, or a change of state (attempt, result, errors live in the row): read afresh.
+            MarkStale();
+            return Task.CompletedTask;
+        }
+
+        task = TaskDisplay.Apply(task, taskEvent);
+        events.Add(taskEvent);
+        MarkDirty();
+        return Task.CompletedTask;
+    }
+
+    private async Task TickAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (task is { IsFinal: false } && await timer.WaitForNextTickAsync(Stopping))
+            {
+                MarkDirty();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The page went away.
+        }
+    }
+
+    private async Task LoadAsync()
+    {
+        task = await Store.GetAsync(Scope, Id, Stopping);
+        notFound = task is null;
+        if (task is not null)
+        {
+            var all = await Store.GetEventsAsync(Id, 0, Stopping);
+            events = all.Skip(Math.Max(0, all.Count - DashboardOptions.Value.TimelineLength)).Where(e => e.Seq <= task.LastEventSeq).ToList();
+        }
+
+    }
+
+    private async Task CancelAsync(Guid id)
+    {
+        var outcome = await Canceller.CancelAsync(Scope, id, Stopping);
+        Snackbar.Add(outcome is ({ IsFinal: true, State: not TaskState.Cancelled } ended, _) ? $"It had already ended as {ended.State}." : "Cancelling.", Severity.Info);
+        await LoadAsync();
+    }
+
+    private static string Pretty(JsonElement parameters) => JsonSerializer.Serialize(parameters, Indented);
+
+    private string CurlCommands()
+    {
+        var root = Navigation.BaseUri.TrimEnd('/');
+        return $"""
+            key=tdk_…   # an API key from /account/keys
+            curl -N -H "Authorization: Bearer $key" {root}/api/tasks/{Id}/events
+            curl -s -H "Authorization: Bearer $key" {root}/api/tasks/{Id}
+            curl -OJ -H "Authorization: Bearer $key" {root}/api/tasks/{Id}/result
+            """;
+    }
+}

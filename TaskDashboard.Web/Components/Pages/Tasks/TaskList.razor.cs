@@ -1,0 +1,113 @@
+using Microsoft.AspNetCore.Components;
+using MudBlazor;
+using TaskDashboard.Jobs.Kinds;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Web.Components.Shared;
+using TaskDashboard.Web.Tasks;
+
+namespace TaskDashboard.Web.Components.Pages.Tasks;
+
+/// <summary>
+/// The live table of the caller's tasks (everyone's for ops): progress rows update from the
+/// broadcaster, and a task submitted anywhere shows up without a reload.
+/// </summary>
+public sealed partial class TaskList
+{
+    private TaskPage tasks = new([], 0);
+    private TaskState? status;
+    private string? kind;
+    private string? search;
+    private int pageNumber = 1;
+    private bool loading = true;
+    private string? error;
+
+    [Inject]
+    private TaskKindRegistry Kinds { get; set; } = null!;
+
+    [Inject]
+    private TaskCanceller Canceller { get; set; } = null!;
+
+    [Inject]
+    private ISnackbar Snackbar { get; set; } = null!;
+
+    private int PageCount => Math.Max(1, (int)Math.Ceiling(tasks.TotalCount / (double)DashboardOptions.Value.PageSize));
+
+    protected override Task OnLoadAsync() => LoadAsync();
+
+    protected override void OnAfterRender(bool firstRender)
+    {
+        if (firstRender && RendererInfo.IsInteractive)
+        {
+            Watch(SubscribeToScope(), OnEventAsync);
+        }
+    }
+
+    private Task OnEventAsync(TaskEvent taskEvent)
+    {
+        var index = tasks.Items.ToList().FindIndex(t => t.Id == taskEvent.TaskId);
+        if (index < 0 || taskEvent.Type != "progress")
+        {
+            // A new task, or a change of state (attempt, result, errors live in the row): read afresh.
+            MarkStale();
+            return Task.CompletedTask;
+        }
+
+        var items = tasks.Items.ToList();
+        items[index] = TaskDisplay.Apply(items[index], taskEvent);
+        tasks = tasks with { Items = items };
+        MarkDirty();
+        return Task.CompletedTask;
+    }
+
+    private async Task LoadAsync()
+    {
+        try
+        {
+            var size = DashboardOptions.Value.PageSize;
+            tasks = await Store.ListAsync(Scope, status, kind, (pageNumber - 1) * size, size, Stopping, search);
+                error = null;
+        }
+        catch (Npgsql.NpgsqlException exception)
+        {
+            error = $"Could not read the tasks: {exception.Message}";
+        }
+        finally
+        {
+            loading = false;
+        }
+    }
+
+    private async Task OnStatusChangedAsync(TaskState? value) => await FilterAsync(() => status = value);
+
+    private async Task OnKindChangedAsync(string? value) => await FilterAsync(() => kind = value);
+
+    private async Task OnSearchChangedAsync(string? value) => await FilterAsync(() => search = value);
+
+    private async Task OnPageChangedAsync(int value)
+    {
+        pageNumber = value;
+        await LoadAsync();
+    }
+
+    private async Task FilterAsync(Action change)
+    {
+        change();
+        pageNumber = 1;
+        await LoadAsync();
+    }
+
+    private async Task CancelAsync(Guid id)
+    {
+        var outcome = await Canceller.CancelAsync(Scope, id, Stopping);
+        Snackbar.Add(
+            outcome switch
+            {
+                null => "That task is gone.",
+                ({ State: TaskState.Cancelled }, _) => "Cancelled.",
+                ({ IsFinal: true } task, _) => $"It had already ended as {task.State}.",
+                _ => "Cancelling: it stops within a couple of seconds.",
+            },
+            outcome is ({ IsFinal: false } or { State: TaskState.Cancelled }, _) ? Severity.Info : Severity.Warning);
+        await LoadAsync();
+    }
+}

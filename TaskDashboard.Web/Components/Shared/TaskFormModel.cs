@@ -1,0 +1,51 @@
+using System.Text.Json;
+using TaskDashboard.Jobs.Tasks;
+
+namespace TaskDashboard.Web.Components.Shared;
+
+/// <summary>What a dashboard form hands to its page: a submission in the API's terms.</summary>
+public sealed record TaskFormSubmission(string Kind, JsonElement Parameters, string Priority, int? Timeout);
+
+/// <summary>The fields every kind's form has besides its parameters, checked by the API's rules.</summary>
+public sealed class SubmissionSettings
+{
+    public string Priority { get; set; } = TaskPriority.Default.ToApiName();
+
+    /// <summary>Seconds one attempt may run; the kind's default when empty.</summary>
+    public int? Timeout { get; set; }
+
+    public IEnumerable<KeyValuePair<string, string[]>> Validate()
+    {
+        if (!TaskPriorities.TryParse(Priority, out _))
+        {
+            yield return new("priority", [$"Unknown priority '{Priority}'."]);
+        }
+
+        if (Timeout is < 1 or > TaskSubmitter.MaxTimeoutSeconds)
+        {
+            yield return new("timeout", [$"'timeout' must be between 1 and {TaskSubmitter.MaxTimeoutSeconds} seconds."]);
+        }
+    }
+}
+
+/// <summary>Field errors keyed as the API keys them (<c>parameters.from</c>, <c>priority</c>).</summary>
+public sealed class FieldErrors(IEnumerable<KeyValuePair<string, string[]>> errors)
+{
+    private readonly Dictionary<string, string[]> byField = errors.ToDictionary(StringComparer.OrdinalIgnoreCase);
+
+    public static readonly FieldErrors None = new([]);
+
+    public bool Any => byField.Count > 0;
+
+    public bool Has(string field) => byField.ContainsKey(field);
+
+    public string? Text(string field) => byField.TryGetValue(field, out var messages) ? string.Join(" ", messages) : null;
+
+    /// <summary>Errors that belong to no field on the form (shown above it).</summary>
+    public IEnumerable<string> Others(IEnumerable<string> fields) =>
+        byField.Where(e => !fields.Contains(e.Key, StringComparer.OrdinalIgnoreCase)).SelectMany(e => e.Value);
+
+    public static DateOnly? ToDate(DateTime? value) => value is { } date ? DateOnly.FromDateTime(date) : null;
+
+    public static DateTime? FromDate(DateOnly? value) => value?.ToDateTime(TimeOnly.MinValue);
+}
