@@ -16,6 +16,7 @@ using TaskDashboard.Jobs.Kinds.Export;
 using TaskDashboard.Jobs.Kinds.Report;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Jobs.Webhooks;
 
 namespace TaskDashboard.Jobs;
 
@@ -43,6 +44,7 @@ public static class JobsExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithAutoPrepare(connectionString)));
         builder.Services.AddSingleton<MigrationRunner>();
+        builder.Services.AddSingleton<SharedSecrets>();
         // Registered before Hangfire's server so that the schema exists before any job runs.
         builder.Services.AddHostedService<MigrationHostedService>();
 
@@ -61,6 +63,21 @@ public static class JobsExtensions
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskDispatcher>());
         builder.Services.AddTaskKind<ExportTaskKind>();
         builder.Services.AddTaskKind<ReportTaskKind>();
+
+        // Webhooks: signed callbacks when a task ends, each attempt a Hangfire job.
+        builder.Services.AddOptions<WebhookOptions>()
+            .BindConfiguration(WebhookOptions.SectionName)
+            .ValidateDataAnnotations()
+            .Validate(o => string.IsNullOrEmpty(o.Secret) || WebhookSigner.IsValidSecret(o.Secret), "Webhooks:Secret must be whsec_ followed by base64 of at least 24 bytes.")
+            .Validate(o => o.GetRetryDelays() is not null, "Webhooks:RetrySchedule must be comma-separated delays (hh:mm:ss), each between 0 and 7 days.")
+            .Validate(o => string.IsNullOrEmpty(o.PublicBaseUrl) || Uri.TryCreate(o.PublicBaseUrl, UriKind.Absolute, out _), "Webhooks:PublicBaseUrl must be an absolute URL.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<CallbackUrlPolicy>();
+        builder.Services.AddSingleton<WebhookSigner>();
+        builder.Services.AddSingleton<WebhookSender>();
+        builder.Services.AddSingleton<WebhookStore>();
+        builder.Services.AddTransient<WebhookDeliveryJob>();
+        builder.Services.AddHostedService<WebhookDispatcher>();
 
         // Npgsql drops the password from a connection string after Open unless told to keep it, and
         // Hangfire.PostgreSql's LISTEN reconnect clones that string: keep it so reconnects work.

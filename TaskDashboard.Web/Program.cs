@@ -5,6 +5,7 @@ using TaskDashboard.Web.Operations;
 using TaskDashboard.Web.Progress;
 using TaskDashboard.Web.Security;
 using TaskDashboard.Web.Tasks;
+using TaskDashboard.Web.Webhooks;
 
 // A worker-only process runs jobs and serves no HTTP; create-api-key prints a key and exits
 if (WorkerRole.IsRequested(args))
@@ -45,6 +46,7 @@ app.UseSecurity();
 app.MapSecurity();
 app.MapTasks();
 app.MapProgress();
+app.MapWebhooks();
 app.MapOperations();
 app.MapDashboard();
 

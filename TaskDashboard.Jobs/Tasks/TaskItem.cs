@@ -26,6 +26,7 @@ public sealed record TaskItem
     public DateTimeOffset? LeaseExpiresAt { get; init; }
     public int? TimeoutSeconds { get; init; }
     public JsonElement? Checkpoint { get; init; }
+    public string? CallbackUrl { get; init; }
     public long LastEventSeq { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public required DateTimeOffset UpdatedAt { get; init; }

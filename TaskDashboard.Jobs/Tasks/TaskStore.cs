@@ -14,7 +14,8 @@ public sealed record NewTask(
     int MaxAttempts,
     int? TimeoutSeconds,
     string? IdempotencyKey,
-    string RequestHash);
+    string RequestHash,
+    string? CallbackUrl = null);
 
 /// <summary>Ended tasks in one time bucket: how many of each outcome, and the mean run time of the succeeded ones.</summary>
 public sealed record TaskBucket(DateTimeOffset At, long Succeeded, long Failed, long Cancelled, double MeanSeconds);
@@ -36,7 +37,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         id, owner_id, kind, parameters, priority, state, progress, stage, message, attempt, max_attempts,
         errors, result, idempotency_key, request_hash, hangfire_job_id, cancel_requested_at, last_event_seq,
         created_at, updated_at, scheduled_at, started_at, completed_at, failed_at, cancelled_at,
-        lease_owner, lease_expires_at, timeout_seconds, checkpoint
+        lease_owner, lease_expires_at, timeout_seconds, checkpoint, callback_url
         """;
 
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
@@ -61,9 +62,9 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         await using var command = dataSource.CreateCommand($"""
             WITH inserted AS (
                 INSERT INTO dashboard.tasks (id, owner_id, kind, parameters, priority, state, max_attempts,
-                    timeout_seconds, idempotency_key, request_hash, last_event_seq, created_at, updated_at)
+                    timeout_seconds, idempotency_key, request_hash, callback_url, last_event_seq, created_at, updated_at)
                 VALUES (@id, @owner, @kind, @parameters, @priority, 'Pending', @maxAttempts,
-                    @timeout, @idempotencyKey, @requestHash, 1, @now, @now)
+                    @timeout, @idempotencyKey, @requestHash, @callbackUrl, 1, @now, @now)
                 {onConflict}
                 RETURNING id, state, created_at),
             created_event AS (
@@ -81,6 +82,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         command.Parameters.AddWithValue("timeout", NpgsqlDbType.Integer, (object?)task.TimeoutSeconds ?? DBNull.Value);
         command.Parameters.AddWithValue("idempotencyKey", NpgsqlDbType.Text, (object?)task.IdempotencyKey ?? DBNull.Value);
         command.Parameters.AddWithValue("requestHash", task.RequestHash);
+        command.Parameters.AddWithValue("callbackUrl", NpgsqlDbType.Text, (object?)task.CallbackUrl ?? DBNull.Value);
         command.Parameters.AddWithValue("now", now);
 
         if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
@@ -97,6 +99,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 TimeoutSeconds = task.TimeoutSeconds,
                 IdempotencyKey = task.IdempotencyKey,
                 RequestHash = task.RequestHash,
+                CallbackUrl = task.CallbackUrl,
                 LastEventSeq = 1,
                 CreatedAt = now,
                 UpdatedAt = now,
@@ -686,6 +689,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         LeaseExpiresAt = GetNullableTime(reader, 26),
         TimeoutSeconds = reader.IsDBNull(27) ? null : reader.GetInt32(27),
         Checkpoint = reader.IsDBNull(28) ? null : ParseJson(reader.GetString(28)),
+        CallbackUrl = GetNullableString(reader, 29),
     };
 
     // A JsonElement that owns its memory (JsonDocument.Parse rents pooled buffers it never returns

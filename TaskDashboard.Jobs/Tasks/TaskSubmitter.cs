@@ -9,7 +9,8 @@ namespace TaskDashboard.Jobs.Tasks;
 
 /// <summary>A request to run a task, as the API and the dashboard forms receive it.</summary>
 /// <param name="Timeout">Seconds one attempt may run; the kind's default when null.</param>
-public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? IdempotencyKey);
+/// <param name="CallbackUrl">Where to POST a signed webhook when the task ends; checked against <see cref="Webhooks.CallbackUrlPolicy"/>.</param>
+public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? IdempotencyKey, string? CallbackUrl = null);
 
 public enum SubmitStatus
 {
@@ -29,7 +30,7 @@ public enum SubmitStatus
 public sealed record SubmitResult(SubmitStatus Status, TaskItem? Task, IReadOnlyDictionary<string, string[]> Errors);
 
 /// <summary>Validates a submission and commits it as a pending task; the dispatcher enqueues it.</summary>
-public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskDispatcher dispatcher, IOptions<JobsOptions> options)
+public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskDispatcher dispatcher, Webhooks.CallbackUrlPolicy callbacks, IOptions<JobsOptions> options)
 {
     /// <summary>Longest accepted per-request <c>timeout</c>, in seconds (a day).</summary>
     public const int MaxTimeoutSeconds = 86_400;
@@ -76,15 +77,20 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             errors["Idempotency-Key"] = [$"The Idempotency-Key header must be 1 to {MaxIdempotencyKeyLength} printable ASCII characters without spaces."];
         }
 
+        if (request.CallbackUrl is { } callbackUrl && await callbacks.CheckAsync(callbackUrl, cancellationToken) is { } refused)
+        {
+            errors["callbackUrl"] = [refused];
+        }
+
         if (errors.Count > 0)
         {
             return new SubmitResult(SubmitStatus.Invalid, null, errors);
         }
 
         var normalized = parameters!.NormalizedJson!;
-        var hash = RequestHash(request.Kind!, priority, request.Timeout, normalized);
+        var hash = RequestHash(request.Kind!, priority, request.Timeout, normalized, request.CallbackUrl);
         var (task, created) = await store.InsertAsync(
-            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.Timeout, request.IdempotencyKey, hash),
+            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.Timeout, request.IdempotencyKey, hash, request.CallbackUrl),
             cancellationToken);
 
         if (created)
@@ -98,6 +104,9 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             : new SubmitResult(SubmitStatus.IdempotencyKeyReused, task, NoErrors);
     }
 
-    private static string RequestHash(string kind, TaskPriority priority, int? timeout, string normalizedParameters) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}")));
+    private static string RequestHash(string kind, TaskPriority priority, int? timeout, string normalizedParameters, string? callbackUrl) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+            callbackUrl is null
+                ? $"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}"
+                : $"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}\n{callbackUrl}")));
 }

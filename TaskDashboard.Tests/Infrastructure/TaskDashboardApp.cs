@@ -63,6 +63,9 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
     /// <summary>The password of every user that <see cref="CreateUserAsync"/> makes.</summary>
     public const string UserPassword = "correct horse battery staple";
 
+    /// <summary>The webhook signing secret every test app signs with (receivers in tests verify with it).</summary>
+    public const string WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
     /// <summary>The first admin's password (from configuration, as ./run passes it).</summary>
     public const string AdminPassword = "admin password for tests";
 
@@ -118,6 +121,13 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         ["DemoData:Rows"] = DemoRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Export:BatchRows"] = "2000",
         ["Security:AdminPassword"] = AdminPassword,
+        ["Webhooks:Secret"] = WebhookSecret,
+        ["Webhooks:AllowLoopback"] = "true",
+        ["Webhooks:Timeout"] = "00:00:01",
+        ["Webhooks:DispatchInterval"] = "00:00:00.100",
+        ["Webhooks:InFlightTimeout"] = "00:00:04",
+        ["Webhooks:RetrySchedule"] = "00:00:00.200, 00:00:00.200, 00:00:00.200",
+        ["Webhooks:PublicBaseUrl"] = "http://tasks.example",
     };
 
     protected virtual void ConfigureTestServices(IServiceCollection services)

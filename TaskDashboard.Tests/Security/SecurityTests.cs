@@ -38,6 +38,7 @@ public sealed class SecurityTests(SseApp app) : IClassFixture<SseApp>
             Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/tasks/{id}/result", Ct)).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/tasks/{id}/events", Ct)).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/tasks/{id}/events?lastEventId=0", Ct)).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/tasks/{id}/webhooks", Ct)).StatusCode);
         }
 
         var listed = await b.GetFromJsonAsync<TaskListResponse>("/api/tasks", TaskDashboardApp.Json, Ct);
@@ -79,6 +80,9 @@ public sealed class SecurityTests(SseApp app) : IClassFixture<SseApp>
             (HttpMethod.Get, $"/api/tasks/{task.Id}/result"),
             (HttpMethod.Get, $"/api/tasks/{task.Id}/events"),
             (HttpMethod.Get, "/api/events"),
+            (HttpMethod.Get, $"/api/tasks/{task.Id}/webhooks"),
+            (HttpMethod.Post, $"/api/tasks/{task.Id}/webhooks/{Guid.NewGuid()}/redeliver"),
+            (HttpMethod.Get, "/api/webhooks/secret"),
             (HttpMethod.Post, "/api/tasks"),
             (HttpMethod.Post, "/api/exports"),
             (HttpMethod.Post, "/api/reports"),
@@ -161,6 +165,9 @@ public sealed class SecurityTests(SseApp app) : IClassFixture<SseApp>
         var hangfireForOps = await ops.GetAsync("/hangfire", Ct);
         var hangfireForUser = await user.GetAsync("/hangfire", Ct);
         var hangfireAnonymous = await NoRedirectClient().GetAsync("/hangfire", Ct);
+        var secretForOps = await ops.GetAsync("/api/webhooks/secret", Ct);
+        var secretForUser = await user.GetAsync("/api/webhooks/secret", Ct);
+        var redeliverByUser = await user.PostAsync($"/api/tasks/{task.Id}/webhooks/{Guid.NewGuid()}/redeliver", null, Ct);
 
         Assert.Equal(HttpStatusCode.OK, seen.StatusCode);
         Assert.Contains(listed!.Items, t => t.Id == task.Id);
@@ -171,6 +178,9 @@ public sealed class SecurityTests(SseApp app) : IClassFixture<SseApp>
         Assert.Equal(HttpStatusCode.Forbidden, hangfireForUser.StatusCode);
         Assert.Equal(HttpStatusCode.Redirect, hangfireAnonymous.StatusCode);
         Assert.StartsWith("/account/login", hangfireAnonymous.Headers.Location!.PathAndQuery);
+        Assert.Equal(TaskDashboardApp.WebhookSecret, (await secretForOps.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("secret").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, secretForUser.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, redeliverByUser.StatusCode);
     }
 
     [Fact]
@@ -341,7 +351,7 @@ public sealed class SecurityTests(SseApp app) : IClassFixture<SseApp>
     {
         // A link signed with the real key but already past its time: shift the link maker's clock back.
         var links = new DownloadLinks(
-            app.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(),
+            app.Services.GetRequiredService<TaskDashboard.Jobs.Database.SharedSecrets>(),
             app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>(),
             new FixedTime(DateTimeOffset.FromUnixTimeSeconds(expires) - app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value.DownloadLinkLifetime));
         await links.InitializeAsync(Ct);

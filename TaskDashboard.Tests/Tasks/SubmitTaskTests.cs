@@ -30,7 +30,7 @@ public sealed class SubmitTaskTests(TaskDashboardApp app) : IClassFixture<TaskDa
         Assert.Equal("high", task.Priority);
         Assert.Equal("product", task.Parameters.GetProperty("groupBy").GetString());
         Assert.Equal("html", task.Parameters.GetProperty("format").GetString());
-        Assert.Equal(new TaskLinks($"/api/tasks/{task.Id}", $"/api/tasks/{task.Id}/events", $"/api/tasks/{task.Id}/cancel", $"/api/tasks/{task.Id}/result"), task.Links);
+        Assert.Equal(new TaskLinks($"/api/tasks/{task.Id}", $"/api/tasks/{task.Id}/events", $"/api/tasks/{task.Id}/cancel", $"/api/tasks/{task.Id}/result", $"/api/tasks/{task.Id}/webhooks"), task.Links);
         var stored = await app.GetTaskAsync(client, task.Id, Ct);
         Assert.Equal(task.CreatedAt, stored.CreatedAt);
     }

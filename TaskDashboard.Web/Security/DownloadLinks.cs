@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
-using Npgsql;
+using TaskDashboard.Jobs.Database;
 
 namespace TaskDashboard.Web.Security;
 
@@ -12,7 +12,7 @@ namespace TaskDashboard.Web.Security;
 /// The key comes from <see cref="SecurityOptions.DownloadSigningKey"/> or is generated once and kept
 /// in PostgreSQL, so a link made by one node is honoured by every other.
 /// </summary>
-public sealed class DownloadLinks(NpgsqlDataSource dataSource, IOptions<SecurityOptions> options, TimeProvider time)
+public sealed class DownloadLinks(SharedSecrets secrets, IOptions<SecurityOptions> options, TimeProvider time)
 {
     private const string SecretName = "download-link-signing-key";
     private byte[]? key;
@@ -53,16 +53,7 @@ public sealed class DownloadLinks(NpgsqlDataSource dataSource, IOptions<Security
             return;
         }
 
-        await using var command = dataSource.CreateCommand("""
-            WITH created AS (
-                INSERT INTO dashboard.secrets (name, value, created_at) VALUES (@name, @value, @now)
-                ON CONFLICT (name) DO NOTHING RETURNING value)
-            SELECT value FROM created UNION ALL SELECT value FROM dashboard.secrets WHERE name = @name
-            """);
-        command.Parameters.AddWithValue("name", SecretName);
-        command.Parameters.AddWithValue("value", RandomNumberGenerator.GetBytes(32));
-        command.Parameters.AddWithValue("now", time.GetUtcNow());
-        key = (byte[])(await command.ExecuteScalarAsync(cancellationToken))!;
+        key = await secrets.GetOrCreateAsync(SecretName, 32, cancellationToken);
     }
 
     private string Sign(Guid taskId, long expires)

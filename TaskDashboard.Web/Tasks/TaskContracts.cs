@@ -5,12 +5,13 @@ using TaskDashboard.Web.Security;
 namespace TaskDashboard.Web.Tasks;
 
 /// <param name="Timeout">Seconds one attempt may run (1-86400); the kind's default when omitted.</param>
-public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority, int? Timeout);
+/// <param name="CallbackUrl">Where to POST a signed webhook when the task ends (or the <c>X-Callback-URL</c> header).</param>
+public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? CallbackUrl = null);
 
 /// <summary>The body of <c>POST /api/reports</c> and <c>POST /api/exports</c>: the kind is in the path.</summary>
-public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority, int? Timeout);
+public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority, int? Timeout, string? CallbackUrl = null);
 
-public sealed record TaskLinks(string Self, string Events, string Cancel, string Result);
+public sealed record TaskLinks(string Self, string Events, string Cancel, string Result, string Webhooks);
 
 public sealed record TaskResultInfo(string FileName, string ContentType, long SizeBytes, long RowCount, string Sha256);
 
@@ -32,6 +33,7 @@ public sealed record TaskResponse(
     DateTimeOffset? CompletedAt,
     bool CancelRequested,
     string? Error,
+    string? CallbackUrl,
     string? ResultUrl,
     string? DownloadUrl,
     DateTimeOffset? DownloadUrlExpiresAt,
@@ -69,10 +71,11 @@ public static class TaskResponseMapping
             task.CompletedAt,
             task.CancelRequestedAt is not null,
             task.LastError,
+            task.CallbackUrl,
             hasResult ? resultUrl : null,
             hasResult ? download.Url : null,
             hasResult ? download.ExpiresAt : null,
             task.Result is { } r ? new TaskResultInfo(r.FileName, r.ContentType, r.SizeBytes, r.RowCount, r.Sha256) : null,
-            new TaskLinks(self, $"{self}/events", $"{self}/cancel", resultUrl));
+            new TaskLinks(self, $"{self}/events", $"{self}/cancel", resultUrl, $"{self}/webhooks"));
     }
 }

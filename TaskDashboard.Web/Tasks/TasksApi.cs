@@ -46,13 +46,13 @@ public static class TasksApi
     public static async Task<IResult> SubmitAsync(HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         var (body, error) = await JsonBody.ReadAsync<SubmitTaskRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
-        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, body.Timeout, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, body.Timeout, body.CallbackUrl, cancellationToken);
     }
 
     public static async Task<IResult> SubmitKindAsync(string kind, HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         var (body, error) = await JsonBody.ReadAsync<SubmitKindRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
-        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, body.Timeout, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, body.Timeout, body.CallbackUrl, cancellationToken);
     }
 
     private static async Task<IResult> SubmitCoreAsync(
@@ -63,11 +63,25 @@ public static class TasksApi
         System.Text.Json.JsonElement? parameters,
         string? priority,
         int? timeout,
+        string? callbackUrl,
         CancellationToken cancellationToken)
     {
         var idempotencyKey = context.Request.Headers["Idempotency-Key"] is { Count: > 0 } values ? values.ToString() : null;
+        if (context.Request.Headers["X-Callback-URL"] is { Count: > 0 } header)
+        {
+            if (callbackUrl is not null && callbackUrl != header.ToString())
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["callbackUrl"] = ["The X-Callback-URL header and callbackUrl in the body differ; send one of them."],
+                });
+            }
+
+            callbackUrl = header.ToString();
+        }
+
         var outcome = await submitter.SubmitAsync(
-            new SubmitTask(context.User.Id(), kind, parameters, priority, timeout, idempotencyKey), cancellationToken);
+            new SubmitTask(context.User.Id(), kind, parameters, priority, timeout, idempotencyKey, callbackUrl), cancellationToken);
 
         switch (outcome.Status)
         {

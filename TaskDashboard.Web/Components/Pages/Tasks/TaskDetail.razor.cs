@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Components;
 using MudBlazor;
 using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Jobs.Webhooks;
 using TaskDashboard.Web.Components.Shared;
 using TaskDashboard.Web.Tasks;
 
@@ -14,6 +15,7 @@ public sealed partial class TaskDetail
 
     private TaskItem? task;
     private List<TaskEvent> events = [];
+    private IReadOnlyList<WebhookDelivery> deliveries = [];
     private bool notFound;
 
     [Parameter]
@@ -21,6 +23,9 @@ public sealed partial class TaskDetail
 
     [Inject]
     private TaskCanceller Canceller { get; set; } = null!;
+
+    [Inject]
+    private WebhookStore Webhooks { get; set; } = null!;
 
     [Inject]
     private ISnackbar Snackbar { get; set; } = null!;
@@ -36,11 +41,8 @@ public sealed partial class TaskDetail
         {
             // Events after the ones already read come from the broadcaster, in order.
             Watch(Bus.Subscribe(Id, task.LastEventSeq), OnEventAsync);
-            if (!task.IsFinal)
-            {
-                // Keep the ETA and run time ticking between events.
-                _ = TickAsync();
-            }
+            // Keep the ETA, run time and webhook attempts fresh between events.
+            _ = TickAsync();
         }
     }
 
@@ -69,9 +71,16 @@ public sealed partial class TaskDetail
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         try
         {
-            while (task is { IsFinal: false } && await timer.WaitForNextTickAsync(Stopping))
+            while (await timer.WaitForNextTickAsync(Stopping))
             {
-                MarkDirty();
+                if (deliveries.Any(d => d.Status is "Pending" or "InFlight") || (task is { IsFinal: true, CallbackUrl: not null } && deliveries.Count == 0))
+                {
+                    MarkStale();
+                }
+                else if (task is { IsFinal: false })
+                {
+                    MarkDirty();
+                }
             }
         }
         catch (OperationCanceledException)
@@ -88,6 +97,7 @@ public sealed partial class TaskDetail
         {
             var all = await Store.GetEventsAsync(Id, 0, Stopping);
             events = all.Skip(Math.Max(0, all.Count - DashboardOptions.Value.TimelineLength)).Where(e => e.Seq <= task.LastEventSeq).ToList();
+            deliveries = task.CallbackUrl is null ? [] : await Webhooks.ListForTaskAsync(Id, Stopping);
         }
 
     }
@@ -98,6 +108,21 @@ public sealed partial class TaskDetail
         Snackbar.Add(outcome is ({ IsFinal: true, State: not TaskState.Cancelled } ended, _) ? $"It had already ended as {ended.State}." : "Cancelling.", Severity.Info);
         await LoadAsync();
     }
+
+    private async Task RedeliverAsync(Guid deliveryId)
+    {
+        var created = await Webhooks.RedeliverAsync(Id, deliveryId, Stopping);
+        Snackbar.Add(created is null ? "That delivery is gone." : "Sending it again.", Severity.Info);
+        await LoadAsync();
+    }
+
+    private static Color DeliveryColor(string status) => status switch
+    {
+        "Delivered" => Color.Success,
+        "Failed" or "Gone" => Color.Error,
+        "InFlight" => Color.Info,
+        _ => Color.Default,
+    };
 
     private static string Pretty(JsonElement parameters) => JsonSerializer.Serialize(parameters, Indented);
 
