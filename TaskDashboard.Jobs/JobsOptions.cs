@@ -80,6 +80,18 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>Tasks one owner may have waiting (Pending or Scheduled); more submissions get 429 until some start.</summary>
+    [Range(1, 10_000_000)]
+    public int MaxWaitingPerOwner { get; set; } = 1_000;
+
+    /// <summary>Tasks all owners together may have waiting; more submissions get 429.</summary>
+    [Range(1, 100_000_000)]
+    public int MaxWaitingTotal { get; set; } = 100_000;
+
+    /// <summary>How long a node reuses its count of all waiting tasks (the per-owner count is exact).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan WaitingCountRefresh { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Folder for task artifacts, shared by all nodes (relative paths are from the working directory).</summary>
     [Required]
     public string ArtifactsPath { get; set; } = ".data/artifacts";

@@ -15,7 +15,8 @@ public sealed record NewTask(
     int? TimeoutSeconds,
     string? IdempotencyKey,
     string RequestHash,
-    string? CallbackUrl = null);
+    string? CallbackUrl = null,
+    DateTimeOffset? RunAt = null);
 
 /// <summary>Ended tasks in one time bucket: how many of each outcome, and the mean run time of the succeeded ones.</summary>
 public sealed record TaskBucket(DateTimeOffset At, long Succeeded, long Failed, long Cancelled, double MeanSeconds);
@@ -62,9 +63,9 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         await using var command = dataSource.CreateCommand($"""
             WITH inserted AS (
                 INSERT INTO dashboard.tasks (id, owner_id, kind, parameters, priority, state, max_attempts,
-                    timeout_seconds, idempotency_key, request_hash, callback_url, last_event_seq, created_at, updated_at)
-                VALUES (@id, @owner, @kind, @parameters, @priority, 'Pending', @maxAttempts,
-                    @timeout, @idempotencyKey, @requestHash, @callbackUrl, 1, @now, @now)
+                    timeout_seconds, idempotency_key, request_hash, callback_url, scheduled_at, last_event_seq, created_at, updated_at)
+                VALUES (@id, @owner, @kind, @parameters, @priority, @state, @maxAttempts,
+                    @timeout, @idempotencyKey, @requestHash, @callbackUrl, @runAt, 1, @now, @now)
                 {onConflict}
                 RETURNING id, state, created_at),
             created_event AS (
@@ -83,6 +84,10 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         command.Parameters.AddWithValue("idempotencyKey", NpgsqlDbType.Text, (object?)task.IdempotencyKey ?? DBNull.Value);
         command.Parameters.AddWithValue("requestHash", task.RequestHash);
         command.Parameters.AddWithValue("callbackUrl", NpgsqlDbType.Text, (object?)task.CallbackUrl ?? DBNull.Value);
+        // A start time in the future makes the task Scheduled; the dispatcher enqueues it when due.
+        var scheduled = task.RunAt > now;
+        command.Parameters.AddWithValue("state", scheduled ? nameof(TaskState.Scheduled) : nameof(TaskState.Pending));
+        command.Parameters.AddWithValue("runAt", NpgsqlDbType.TimestampTz, scheduled ? task.RunAt!.Value : DBNull.Value);
         command.Parameters.AddWithValue("now", now);
 
         if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
@@ -94,7 +99,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 Kind = task.Kind,
                 Parameters = ParseJson(task.ParametersJson),
                 Priority = task.Priority,
-                State = TaskState.Pending,
+                State = scheduled ? TaskState.Scheduled : TaskState.Pending,
+                ScheduledAt = scheduled ? task.RunAt : null,
                 MaxAttempts = task.MaxAttempts,
                 TimeoutSeconds = task.TimeoutSeconds,
                 IdempotencyKey = task.IdempotencyKey,
@@ -240,6 +246,27 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         }
 
         return await GetAsync(scope, id, cancellationToken) is { } unchanged ? (unchanged, false) : null;
+    }
+
+    /// <summary>
+    /// How many tasks wait (Pending or Scheduled): the owner's and everyone's, each counted only up
+    /// to its cap, so a flood costs no more than the cap to count.
+    /// </summary>
+    public async Task<(long Owner, long Total)> CountWaitingAsync(string ownerId, int ownerCap, int? totalCap, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT (SELECT count(*) FROM (SELECT 1 FROM dashboard.tasks
+                        WHERE owner_id = @owner AND state IN ('Pending', 'Scheduled') LIMIT @ownerCap) o),
+                   CASE WHEN @totalCap::int IS NULL THEN -1 ELSE
+                       (SELECT count(*) FROM (SELECT 1 FROM dashboard.tasks
+                        WHERE state IN ('Pending', 'Scheduled') LIMIT @totalCap) t) END
+            """);
+        command.Parameters.AddWithValue("owner", ownerId);
+        command.Parameters.AddWithValue("ownerCap", ownerCap);
+        command.Parameters.AddWithValue("totalCap", NpgsqlDbType.Integer, (object?)totalCap ?? DBNull.Value);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
     /// <summary>Tasks by state and priority, and per time bucket since <paramref name="since"/>: how many ended and how long they ran.</summary>

@@ -10,7 +10,8 @@ namespace TaskDashboard.Jobs.Tasks;
 /// <summary>A request to run a task, as the API and the dashboard forms receive it.</summary>
 /// <param name="Timeout">Seconds one attempt may run; the kind's default when null.</param>
 /// <param name="CallbackUrl">Where to POST a signed webhook when the task ends; checked against <see cref="Webhooks.CallbackUrlPolicy"/>.</param>
-public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? IdempotencyKey, string? CallbackUrl = null);
+/// <param name="RunAt">When to start (the task is Scheduled until then); now when null.</param>
+public sealed record SubmitTask(string OwnerId, string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? IdempotencyKey, string? CallbackUrl = null, DateTimeOffset? RunAt = null);
 
 public enum SubmitStatus
 {
@@ -25,20 +26,35 @@ public enum SubmitStatus
 
     /// <summary>The idempotency key was used before with a different request; nothing was written.</summary>
     IdempotencyKeyReused,
+
+    /// <summary>Too many tasks are waiting (the owner's or everyone's); nothing was written. See <see cref="SubmitResult.Reason"/>.</summary>
+    TooManyWaiting,
 }
 
-public sealed record SubmitResult(SubmitStatus Status, TaskItem? Task, IReadOnlyDictionary<string, string[]> Errors);
+public sealed record SubmitResult(SubmitStatus Status, TaskItem? Task, IReadOnlyDictionary<string, string[]> Errors, string? Reason = null);
 
 /// <summary>Validates a submission and commits it as a pending task; the dispatcher enqueues it.</summary>
-public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskDispatcher dispatcher, Webhooks.CallbackUrlPolicy callbacks, IOptions<JobsOptions> options)
+public sealed class TaskSubmitter(
+    TaskStore store,
+    TaskKindRegistry kinds,
+    TaskDispatcher dispatcher,
+    Webhooks.CallbackUrlPolicy callbacks,
+    IOptions<JobsOptions> options,
+    TimeProvider time)
 {
     /// <summary>Longest accepted per-request <c>timeout</c>, in seconds (a day).</summary>
     public const int MaxTimeoutSeconds = 86_400;
+
+    /// <summary>How far ahead a task may be scheduled.</summary>
+    public static readonly TimeSpan MaxScheduleAhead = TimeSpan.FromDays(365);
 
     /// <summary>Longest accepted <c>Idempotency-Key</c>.</summary>
     public const int MaxIdempotencyKeyLength = 200;
 
     private static readonly IReadOnlyDictionary<string, string[]> NoErrors = new Dictionary<string, string[]>();
+
+    private long totalWaiting;
+    private DateTimeOffset totalCountedAt = DateTimeOffset.MinValue;
 
     public async Task<SubmitResult> SubmitAsync(SubmitTask request, CancellationToken cancellationToken)
     {
@@ -67,6 +83,11 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             errors["priority"] = [$"Unknown priority '{request.Priority}': use one of {string.Join(", ", TaskPriorities.All.Select(p => p.ToApiName()))}."];
         }
 
+        if (request.RunAt is { } runAt && (runAt < time.GetUtcNow().AddMinutes(-5) || runAt > time.GetUtcNow() + MaxScheduleAhead))
+        {
+            errors["runAt"] = [$"'runAt' must be a time from now to {MaxScheduleAhead.TotalDays:0} days ahead."];
+        }
+
         if (request.Timeout is < 1 or > MaxTimeoutSeconds)
         {
             errors["timeout"] = [$"'timeout' is in seconds, from 1 to {MaxTimeoutSeconds}."];
@@ -87,10 +108,15 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             return new SubmitResult(SubmitStatus.Invalid, null, errors);
         }
 
+        if (await CheckBackpressureAsync(request.OwnerId, cancellationToken) is { } reason)
+        {
+            return new SubmitResult(SubmitStatus.TooManyWaiting, null, NoErrors, reason);
+        }
+
         var normalized = parameters!.NormalizedJson!;
-        var hash = RequestHash(request.Kind!, priority, request.Timeout, normalized, request.CallbackUrl);
+        var hash = RequestHash(request.Kind!, priority, request.Timeout, normalized, request.CallbackUrl, request.RunAt);
         var (task, created) = await store.InsertAsync(
-            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.Timeout, request.IdempotencyKey, hash, request.CallbackUrl),
+            new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.Timeout, request.IdempotencyKey, hash, request.CallbackUrl, request.RunAt),
             cancellationToken);
 
         if (created)
@@ -104,9 +130,33 @@ public sealed class TaskSubmitter(TaskStore store, TaskKindRegistry kinds, TaskD
             : new SubmitResult(SubmitStatus.IdempotencyKeyReused, task, NoErrors);
     }
 
-    private static string RequestHash(string kind, TaskPriority priority, int? timeout, string normalizedParameters, string? callbackUrl) =>
+    // Backpressure: the owner's waiting tasks are counted exactly (bounded by the cap); everyone's
+    // are counted at most once per WaitingCountRefresh per node, since that count touches more rows.
+    private async Task<string?> CheckBackpressureAsync(string ownerId, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var now = time.GetUtcNow();
+        var refreshTotal = now - totalCountedAt >= settings.WaitingCountRefresh;
+        var (owner, total) = await store.CountWaitingAsync(ownerId, settings.MaxWaitingPerOwner, refreshTotal ? settings.MaxWaitingTotal : null, cancellationToken);
+        if (refreshTotal)
+        {
+            (totalWaiting, totalCountedAt) = (total, now);
+        }
+
+        if (owner >= settings.MaxWaitingPerOwner)
+        {
+            return $"You have {settings.MaxWaitingPerOwner:N0} tasks waiting to run, the most allowed; submit more once some have started.";
+        }
+
+        return totalWaiting >= settings.MaxWaitingTotal
+            ? $"The system has {settings.MaxWaitingTotal:N0} tasks waiting to run, the most it takes; try again shortly."
+            : null;
+    }
+
+    // Fields added later hash only when present, so earlier requests keep their hash.
+    private static string RequestHash(string kind, TaskPriority priority, int? timeout, string normalizedParameters, string? callbackUrl, DateTimeOffset? runAt) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-            callbackUrl is null
-                ? $"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}"
-                : $"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}\n{callbackUrl}")));
+            $"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}"
+            + (callbackUrl is null ? "" : $"\n{callbackUrl}")
+            + (runAt is null ? "" : $"\nrunAt={runAt.Value.ToUnixTimeMilliseconds()}"))));
 }

@@ -78,6 +78,23 @@ public sealed class TaskFormTests : BunitContext
     }
 
     [Fact]
+    public async Task ExportForm_HandsOverTheStartTime_AndRefusesATimeWithoutADay()
+    {
+        var cut = Render<ExportForm>(p => p.Add(c => c.OnSubmit, (TaskFormSubmission s) => submitted.Add(s)));
+        cut.Instance.Settings.StartTime = TimeSpan.FromHours(6);
+
+        await cut.Find("[data-testid=submit]").ClickAsync(new());
+        var refused = cut.Markup;
+        var day = DateTime.UtcNow.Date.AddDays(2);
+        cut.Instance.Settings.StartDate = day;
+        await cut.Find("[data-testid=submit]").ClickAsync(new());
+
+        Assert.Contains("Pick a day to go with the start time.", refused);
+        var submission = Assert.Single(submitted);
+        Assert.Equal(new DateTimeOffset(day.AddHours(6), TimeSpan.Zero), submission.RunAt);
+    }
+
+    [Fact]
     public async Task ReportForm_RequiresBothDates_WithTheApisMessages()
     {
         var cut = Render<ReportForm>(p => p.Add(c => c.OnSubmit, (TaskFormSubmission s) => submitted.Add(s)));

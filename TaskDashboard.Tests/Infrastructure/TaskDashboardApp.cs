@@ -122,6 +122,8 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         ["Export:BatchRows"] = "2000",
         ["Security:AdminPassword"] = AdminPassword,
         ["Webhooks:Secret"] = WebhookSecret,
+        ["Tasks:SubmissionsPerSecond"] = "10000",
+        ["Tasks:SubmissionBurst"] = "10000",
         ["Webhooks:AllowLoopback"] = "true",
         ["Webhooks:Timeout"] = "00:00:01",
         ["Webhooks:DispatchInterval"] = "00:00:00.100",

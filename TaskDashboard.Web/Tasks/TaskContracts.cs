@@ -6,10 +6,12 @@ namespace TaskDashboard.Web.Tasks;
 
 /// <param name="Timeout">Seconds one attempt may run (1-86400); the kind's default when omitted.</param>
 /// <param name="CallbackUrl">Where to POST a signed webhook when the task ends (or the <c>X-Callback-URL</c> header).</param>
-public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? CallbackUrl = null);
+/// <param name="RunAt">When to start (ISO 8601 with an offset); the task is Scheduled until then.</param>
+/// <param name="Delay">Seconds to wait before starting (instead of <paramref name="RunAt"/>).</param>
+public sealed record SubmitTaskRequest(string? Kind, JsonElement? Parameters, string? Priority, int? Timeout, string? CallbackUrl = null, DateTimeOffset? RunAt = null, int? Delay = null);
 
 /// <summary>The body of <c>POST /api/reports</c> and <c>POST /api/exports</c>: the kind is in the path.</summary>
-public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority, int? Timeout, string? CallbackUrl = null);
+public sealed record SubmitKindRequest(JsonElement? Parameters, string? Priority, int? Timeout, string? CallbackUrl = null, DateTimeOffset? RunAt = null, int? Delay = null);
 
 public sealed record TaskLinks(string Self, string Events, string Cancel, string Result, string Webhooks);
 
@@ -29,6 +31,7 @@ public sealed record TaskResponse(
     JsonElement Parameters,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
+    DateTimeOffset? ScheduledAt,
     DateTimeOffset? StartedAt,
     DateTimeOffset? CompletedAt,
     bool CancelRequested,
@@ -67,6 +70,7 @@ public static class TaskResponseMapping
             task.Parameters,
             task.CreatedAt,
             task.UpdatedAt,
+            task.ScheduledAt,
             task.StartedAt,
             task.CompletedAt,
             task.CancelRequestedAt is not null,

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -14,6 +15,11 @@ namespace TaskDashboard.Web.Tasks;
 
 public static class TasksApi
 {
+    /// <summary>Longest accepted <c>delay</c> (a year, as for <c>runAt</c>).</summary>
+    public const int MaxDelaySeconds = 365 * 24 * 3600;
+
+    public const string SubmitRateLimit = "submissions";
+
     public static IHostApplicationBuilder AddTasks(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<TasksOptions>()
@@ -21,6 +27,19 @@ public static class TasksApi
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<TaskCanceller>();
+        // Each user's submissions through a token bucket of their own.
+        builder.Services.AddRateLimiter(o => o.AddPolicy(SubmitRateLimit, context =>
+        {
+            var options = context.RequestServices.GetRequiredService<IOptions<TasksOptions>>().Value;
+            return RateLimitPartition.GetTokenBucketLimiter(context.User.Id(), _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = options.SubmissionBurst,
+                TokensPerPeriod = options.SubmissionsPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            });
+        }));
         return builder;
     }
 
@@ -28,11 +47,11 @@ public static class TasksApi
     {
         var api = app.MapGroup("/api").WithTags("Tasks");
 
-        api.MapPost("/tasks", SubmitAsync).WithName("SubmitTask");
+        api.MapPost("/tasks", SubmitAsync).WithName("SubmitTask").RequireRateLimiting(SubmitRateLimit);
         api.MapPost("/reports", (HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken ct) =>
-            SubmitKindAsync(ReportTaskKind.KindName, context, submitter, options, ct)).WithName("SubmitReport");
+            SubmitKindAsync(ReportTaskKind.KindName, context, submitter, options, ct)).WithName("SubmitReport").RequireRateLimiting(SubmitRateLimit);
         api.MapPost("/exports", (HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken ct) =>
-            SubmitKindAsync(ExportTaskKind.KindName, context, submitter, options, ct)).WithName("SubmitExport");
+            SubmitKindAsync(ExportTaskKind.KindName, context, submitter, options, ct)).WithName("SubmitExport").RequireRateLimiting(SubmitRateLimit);
 
         var tasks = api.MapGroup("/tasks");
         tasks.MapGet("/", ListAsync).WithName("ListTasks");
@@ -46,13 +65,13 @@ public static class TasksApi
     public static async Task<IResult> SubmitAsync(HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         var (body, error) = await JsonBody.ReadAsync<SubmitTaskRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
-        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, body.Timeout, body.CallbackUrl, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, body!.Kind, body.Parameters, body.Priority, body.Timeout, body.CallbackUrl, body.RunAt, body.Delay, cancellationToken);
     }
 
     public static async Task<IResult> SubmitKindAsync(string kind, HttpContext context, TaskSubmitter submitter, IOptions<TasksOptions> options, CancellationToken cancellationToken)
     {
         var (body, error) = await JsonBody.ReadAsync<SubmitKindRequest>(context.Request, options.Value.MaxRequestBodyBytes, cancellationToken);
-        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, body.Timeout, body.CallbackUrl, cancellationToken);
+        return error ?? await SubmitCoreAsync(context, submitter, options.Value, kind, body!.Parameters, body.Priority, body.Timeout, body.CallbackUrl, body.RunAt, body.Delay, cancellationToken);
     }
 
     private static async Task<IResult> SubmitCoreAsync(
@@ -64,8 +83,23 @@ public static class TasksApi
         string? priority,
         int? timeout,
         string? callbackUrl,
+        DateTimeOffset? runAt,
+        int? delay,
         CancellationToken cancellationToken)
     {
+        if (delay is not null)
+        {
+            if (runAt is not null || delay is < 0 or > MaxDelaySeconds)
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["delay"] = [runAt is not null ? "Send 'runAt' or 'delay', not both." : $"'delay' is in seconds, from 0 to {MaxDelaySeconds}."],
+                });
+            }
+
+            runAt = context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().AddSeconds(delay.Value);
+        }
+
         var idempotencyKey = context.Request.Headers["Idempotency-Key"] is { Count: > 0 } values ? values.ToString() : null;
         if (context.Request.Headers["X-Callback-URL"] is { Count: > 0 } header)
         {
@@ -81,12 +115,15 @@ public static class TasksApi
         }
 
         var outcome = await submitter.SubmitAsync(
-            new SubmitTask(context.User.Id(), kind, parameters, priority, timeout, idempotencyKey, callbackUrl), cancellationToken);
+            new SubmitTask(context.User.Id(), kind, parameters, priority, timeout, idempotencyKey, callbackUrl, runAt), cancellationToken);
 
         switch (outcome.Status)
         {
             case SubmitStatus.Invalid:
                 return TypedResults.ValidationProblem(outcome.Errors);
+            case SubmitStatus.TooManyWaiting:
+                context.Response.Headers.RetryAfter = options.BackpressureRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return TypedResults.Problem(outcome.Reason, statusCode: StatusCodes.Status429TooManyRequests, title: "Too many tasks waiting");
             case SubmitStatus.IdempotencyKeyReused:
                 return TypedResults.Problem(
                     "This Idempotency-Key was already used with a different request; use a new key for a new task.",
