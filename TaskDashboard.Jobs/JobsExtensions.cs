@@ -38,6 +38,7 @@ public static class JobsExtensions
         builder.Services.AddOptions<JobsOptions>()
             .BindConfiguration(JobsOptions.SectionName)
             .ValidateDataAnnotations()
+            .Validate(o => o.ConcurrencyLimits.Values.All(limit => limit is >= 1 and <= 100_000), "Jobs:ConcurrencyLimits values must be from 1 to 100000.")
             .ValidateOnStart();
         var options = builder.Configuration.GetSection(JobsOptions.SectionName).Get<JobsOptions>() ?? new JobsOptions();
 

@@ -80,6 +80,13 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// Most tasks of a kind that may run at once in the whole cluster, by kind (e.g.
+    /// <c>Jobs:ConcurrencyLimits:export = 2</c>); kinds not listed are limited only by worker count.
+    /// Tasks over a limit wait undispatched, holding no worker, and start as slots free.
+    /// </summary>
+    public Dictionary<string, int> ConcurrencyLimits { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
     /// <summary>Tasks one owner may have waiting (Pending or Scheduled); more submissions get 429 until some start.</summary>
     [Range(1, 10_000_000)]
     public int MaxWaitingPerOwner { get; set; } = 1_000;

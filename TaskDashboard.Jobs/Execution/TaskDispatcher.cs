@@ -17,8 +17,9 @@ namespace TaskDashboard.Jobs.Execution;
 /// <remarks>
 /// Rows are claimed with <c>FOR UPDATE SKIP LOCKED</c>, so several nodes dispatch without doubling
 /// up. The job id is written in the same transaction that holds the row lock, and a job only starts
-/// a task whose job id is set: a job created by a transaction that then rolled back finds no job id
-/// once the lock is released and does nothing. Such jobs are deleted when the rollback is seen.
+/// a task whose job id is set: the job first locks the task row, which waits for this transaction
+/// to end, so a job created by a transaction that then rolled back finds no job id and does
+/// nothing. Such jobs are deleted when the rollback is seen.
 /// </remarks>
 public sealed class TaskDispatcher(
     NpgsqlDataSource dataSource,
@@ -50,20 +51,35 @@ public sealed class TaskDispatcher(
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
+        var free = await FreeSlotsAsync(connection, transaction, cancellationToken);
         var claimed = new List<(Guid Id, string Priority)>();
         await using (var select = new NpgsqlCommand("""
-            SELECT id, priority FROM dashboard.tasks
+            SELECT id, priority, kind FROM dashboard.tasks
             WHERE hangfire_job_id IS NULL
               AND (state = 'Pending' OR (state = 'Scheduled' AND scheduled_at <= now()))
+              AND NOT (kind = ANY(@full))
             ORDER BY created_at
             LIMIT @limit
             FOR UPDATE SKIP LOCKED
             """, connection, transaction))
         {
             select.Parameters.AddWithValue("limit", options.Value.DispatchBatchSize);
+            select.Parameters.AddWithValue("full", free.Where(f => f.Value <= 0).Select(f => f.Key).ToArray());
             await using var reader = await select.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
+                // Kinds with a limit get no more jobs than they have free slots; the rest wait undispatched.
+                var kind = reader.GetString(2);
+                if (free.TryGetValue(kind, out var slots))
+                {
+                    if (slots <= 0)
+                    {
+                        continue;
+                    }
+
+                    free[kind] = slots - 1;
+                }
+
                 claimed.Add((reader.GetGuid(0), reader.GetString(1)));
             }
         }
@@ -110,6 +126,31 @@ public sealed class TaskDispatcher(
 
         Log.Dispatched(logger, claimed.Count);
         return claimed.Count;
+    }
+
+    // Free slots per limited kind: the limit less the tasks running and those already enqueued.
+    private async Task<Dictionary<string, int>> FreeSlotsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var limits = options.Value.ConcurrencyLimits;
+        var free = new Dictionary<string, int>(limits, StringComparer.OrdinalIgnoreCase);
+        if (limits.Count == 0)
+        {
+            return free;
+        }
+
+        await using var count = new NpgsqlCommand("""
+            SELECT kind, count(*)::int FROM dashboard.tasks
+            WHERE kind = ANY(@kinds) AND (state = 'Running' OR (state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL))
+            GROUP BY kind
+            """, connection, transaction);
+        count.Parameters.AddWithValue("kinds", limits.Keys.ToArray());
+        await using var reader = await count.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            free[reader.GetString(0)] -= reader.GetInt32(1);
+        }
+
+        return free;
     }
 
     // Hangfire.PostgreSql creates a job in two synchronous transactions, so one loop is bound by

@@ -25,6 +25,7 @@ public sealed class TaskJob(
     ArtifactStore artifacts,
     WorkerIdentity worker,
     TimeProvider timeProvider,
+    TaskDispatcher dispatcher,
     IOptions<JobsOptions> options,
     ILogger<TaskJob> logger)
 {
@@ -33,7 +34,14 @@ public sealed class TaskJob(
     public async Task RunAsync(Guid taskId, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var task = await store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, cancellationToken);
+        var (task, noSlot) = await ClaimAsync(taskId, settings, cancellationToken);
+        if (noSlot)
+        {
+            // Over its kind's limit: give the worker back; the dispatcher enqueues it again when a slot frees.
+            await store.ReturnToQueueAsync(taskId, "Waiting for a free slot", cancellationToken);
+            return;
+        }
+
         if (task is null)
         {
             Log.NothingToRun(logger, taskId);
@@ -114,6 +122,11 @@ public sealed class TaskJob(
             watch.Done = true;
             await run.CancelAsync();
             await watcher;
+            if (settings.ConcurrencyLimits.ContainsKey(task.Kind))
+            {
+                // A slot of this kind just freed: let a waiting task have it without waiting for the poll.
+                dispatcher.Wake();
+            }
         }
     }
 
@@ -124,6 +137,18 @@ public sealed class TaskJob(
         var exponential = settings.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Max(0, attempt - 1));
         var jitter = 0.8 + (Random.Shared.NextDouble() * 0.4);
         return TimeSpan.FromMilliseconds(Math.Min(settings.RetryMaxDelay.TotalMilliseconds, exponential * jitter));
+    }
+
+    private async Task<(TaskItem? Task, bool NoSlot)> ClaimAsync(Guid taskId, JobsOptions settings, CancellationToken cancellationToken)
+    {
+        if (settings.ConcurrencyLimits.Count > 0
+            && await store.GetForExecutionAsync(taskId, cancellationToken) is { } waiting
+            && settings.ConcurrencyLimits.TryGetValue(waiting.Kind, out var limit))
+        {
+            return await store.TryClaimWithinLimitAsync(taskId, worker.Id, settings.LeaseDuration, waiting.Kind, limit, cancellationToken);
+        }
+
+        return (await store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, cancellationToken), false);
     }
 
     private static bool IsPermanent(Exception exception) =>

@@ -324,7 +324,76 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     /// null when it is not there to start: running under another lease, final, cancelled, not yet
     /// due, or its dispatch was rolled back. A resumed attempt keeps its progress and checkpoint.
     /// </summary>
-    public Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+    public async Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await LockRowAsync(connection, transaction, id, cancellationToken);
+        var claimed = await TryClaimAsync(id, owner, leaseDuration, (connection, transaction), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return claimed;
+    }
+
+    // A job can start before the dispatcher that created it has committed the job id (it holds the
+    // row FOR UPDATE meanwhile). A lone UPDATE would judge the row by its snapshot, where the job id
+    // is still missing, and skip it without waiting. Locking the row first waits for that commit (or
+    // rollback); the claim that follows is a new statement with a fresh snapshot and sees the outcome.
+    private static async Task LockRowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT 1 FROM dashboard.tasks WHERE id = @id FOR UPDATE", connection, transaction);
+        command.Parameters.AddWithValue("id", id);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Claims the task as <see cref="TryClaimAsync(Guid, string, TimeSpan, CancellationToken)"/> does, but only while
+    /// fewer than <paramref name="limit"/> tasks of its kind run in the whole cluster. The check and
+    /// the claim happen under a transaction-scoped advisory lock per kind, so two workers cannot
+    /// both take the last slot; a dead worker's slot frees itself when the reaper takes its task back.
+    /// </summary>
+    public async Task<(TaskItem? Task, bool NoSlot)> TryClaimWithinLimitAsync(Guid id, string owner, TimeSpan leaseDuration, string kind, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await LockRowAsync(connection, transaction, id, cancellationToken);
+        await using (var gate = new NpgsqlCommand("""
+            SELECT pg_advisory_xact_lock(hashtext('taskdashboard-slots:' || @kind));
+            """, connection, transaction))
+        {
+            gate.Parameters.AddWithValue("kind", kind);
+            await gate.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // A statement after the lock sees every claim committed before it was granted.
+        await using (var count = new NpgsqlCommand("SELECT count(*) FROM dashboard.tasks WHERE kind = @kind AND state = 'Running'", connection, transaction))
+        {
+            count.Parameters.AddWithValue("kind", kind);
+            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! >= limit)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return (null, true);
+            }
+        }
+
+        var claimed = await TryClaimAsync(id, owner, leaseDuration, (connection, transaction), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return (claimed, false);
+    }
+
+    /// <summary>Hands a task that found no free slot back to the dispatcher, which enqueues it again when one frees.</summary>
+    public async Task ReturnToQueueAsync(Guid id, string message, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            UPDATE dashboard.tasks SET hangfire_job_id = NULL, message = @message, updated_at = @now
+            WHERE id = @id AND state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL
+            """);
+        command.Parameters.AddWithValue("id", id);
+        command.Parameters.AddWithValue("message", message);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, (NpgsqlConnection, NpgsqlTransaction) on, CancellationToken cancellationToken) =>
         TransitionAsync(
             id,
             TaskTransitions.SourcesOf(TaskState.Running),
@@ -341,7 +410,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 p.AddWithValue("owner", owner);
                 p.AddWithValue("lease", leaseDuration);
             },
-            cancellationToken);
+            cancellationToken,
+            on);
 
     /// <summary>Extends the lease; returns whether it is still held and whether a cancel was asked for.</summary>
     public async Task<(bool Held, bool CancelRequested)> RenewLeaseAsync(TaskLease lease, TimeSpan leaseDuration, CancellationToken cancellationToken)
@@ -607,9 +677,11 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         string eventType,
         string? extraWhere,
         Action<NpgsqlParameterCollection>? parameters,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        (NpgsqlConnection Connection, NpgsqlTransaction Transaction)? on = null)
     {
-        await using var command = dataSource.CreateCommand($"""
+        await using var command = on is var (connection, transaction) ? new NpgsqlCommand { Connection = connection, Transaction = transaction } : dataSource.CreateCommand();
+        command.CommandText = $"""
             WITH changed AS (
                 UPDATE dashboard.tasks SET {set}, updated_at = @now,
                     last_event_seq = (SELECT coalesce(max(e.seq), 0) + 1 FROM dashboard.task_events e WHERE e.task_id = dashboard.tasks.id)
@@ -621,11 +693,13 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 RETURNING task_id, seq, type, state, progress, stage, message, created_at),
             {Notify("logged")}
             SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
-            """);
+            """;
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
         parameters?.Invoke(command.Parameters);
-        return await WithSeqRetryAsync(() => ReadSingleAsync(command, cancellationToken));
+        // Inside a caller's transaction a failed statement aborts it: no retry there (the caller's
+        // claim is for a task no one else writes to before it runs).
+        return on is null ? await WithSeqRetryAsync(() => ReadSingleAsync(command, cancellationToken)) : await ReadSingleAsync(command, cancellationToken);
     }
 
     // Event numbers are max(seq) + 1 per task. Two writers of the same task at the same moment (a

@@ -72,3 +72,20 @@ public sealed class EngineApp : WorkerApp
 
     protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();
 }
+
+/// <summary>The app with workers and the scripted kind, plus the settings a test class names.</summary>
+public abstract class ScriptedWorkerApp : WorkerApp
+{
+    protected abstract IReadOnlyDictionary<string, string> Settings { get; }
+
+    protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        foreach (var (key, value) in Settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+
+    protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();
+}

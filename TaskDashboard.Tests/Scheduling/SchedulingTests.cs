@@ -11,15 +11,9 @@ using TaskDashboard.Web.Tasks;
 namespace TaskDashboard.Tests.Scheduling;
 
 /// <summary>One Hangfire worker and the scripted kind, so the order in which tasks start can be seen.</summary>
-public sealed class OneWorkerApp : WorkerApp
+public sealed class OneWorkerApp : ScriptedWorkerApp
 {
-    protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
-    {
-        base.ConfigureWebHost(builder);
-        builder.UseSetting("Jobs:WorkerCount", "1");
-    }
-
-    protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();
+    protected override IReadOnlyDictionary<string, string> Settings { get; } = new Dictionary<string, string> { ["Jobs:WorkerCount"] = "1" };
 }
 
 [Collection(AppCollection.Name)]

@@ -19,6 +19,12 @@ if (args.FirstOrDefault() == "subscribers")
     return;
 }
 
+if (args.FirstOrDefault() == "limits")
+{
+    await LimitsBench.RunAsync(args[1..]);
+    return;
+}
+
 if (args.FirstOrDefault() == "live")
 {
     await LiveBench.RunAsync(args[1..]);
