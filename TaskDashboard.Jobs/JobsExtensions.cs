@@ -16,6 +16,7 @@ using TaskDashboard.Jobs.Kinds.Export;
 using TaskDashboard.Jobs.Kinds.Report;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Jobs.Schedules;
 using TaskDashboard.Jobs.Webhooks;
 
 namespace TaskDashboard.Jobs;
@@ -79,6 +80,11 @@ public static class JobsExtensions
         builder.Services.AddSingleton<WebhookStore>();
         builder.Services.AddTransient<WebhookDeliveryJob>();
         builder.Services.AddHostedService<WebhookDispatcher>();
+
+        // Recurring schedules: Hangfire's recurring jobs submit normal tasks.
+        builder.Services.AddSingleton<ScheduleStore>();
+        builder.Services.AddSingleton<ScheduleService>();
+        builder.Services.AddTransient<ScheduleRunJob>();
 
         // Npgsql drops the password from a connection string after Open unless told to keep it, and
         // Hangfire.PostgreSql's LISTEN reconnect clones that string: keep it so reconnects work.

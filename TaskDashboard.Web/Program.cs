@@ -3,6 +3,7 @@ using TaskDashboard.Jobs;
 using TaskDashboard.Web.Components;
 using TaskDashboard.Web.Operations;
 using TaskDashboard.Web.Progress;
+using TaskDashboard.Web.Schedules;
 using TaskDashboard.Web.Security;
 using TaskDashboard.Web.Tasks;
 using TaskDashboard.Web.Webhooks;
@@ -47,6 +48,7 @@ app.MapSecurity();
 app.MapTasks();
 app.MapProgress();
 app.MapWebhooks();
+app.MapSchedules();
 app.MapOperations();
 app.MapDashboard();
 

@@ -56,21 +56,25 @@ public sealed class TaskSubmitter(
     private long totalWaiting;
     private DateTimeOffset totalCountedAt = DateTimeOffset.MinValue;
 
-    public async Task<SubmitResult> SubmitAsync(SubmitTask request, CancellationToken cancellationToken)
+    /// <summary>
+    /// The checks every request to run a kind gets (submissions and schedules): a known kind, its
+    /// parameters, the priority and the timeout. Errors are keyed by field as the API reports them.
+    /// </summary>
+    public (ParameterCheck? Parameters, TaskPriority Priority, Dictionary<string, string[]> Errors) CheckRun(string? kindName, JsonElement? rawParameters, string? priorityName, int? timeout)
     {
         var errors = new Dictionary<string, string[]>();
         ParameterCheck? parameters = null;
-        if (string.IsNullOrWhiteSpace(request.Kind))
+        if (string.IsNullOrWhiteSpace(kindName))
         {
             errors["kind"] = [$"'kind' is required: one of {string.Join(", ", kinds.Names.Order())}."];
         }
-        else if (!kinds.TryGet(request.Kind, out var kind))
+        else if (!kinds.TryGet(kindName, out var kind))
         {
-            errors["kind"] = [$"Unknown kind '{request.Kind}': use one of {string.Join(", ", kinds.Names.Order())}."];
+            errors["kind"] = [$"Unknown kind '{kindName}': use one of {string.Join(", ", kinds.Names.Order())}."];
         }
         else
         {
-            parameters = kind.CheckParameters(request.Parameters);
+            parameters = kind.CheckParameters(rawParameters);
             foreach (var (field, messages) in parameters.Errors)
             {
                 errors[field] = messages;
@@ -78,19 +82,26 @@ public sealed class TaskSubmitter(
         }
 
         var priority = TaskPriority.Default;
-        if (request.Priority is not null && !TaskPriorities.TryParse(request.Priority, out priority))
+        if (priorityName is not null && !TaskPriorities.TryParse(priorityName, out priority))
         {
-            errors["priority"] = [$"Unknown priority '{request.Priority}': use one of {string.Join(", ", TaskPriorities.All.Select(p => p.ToApiName()))}."];
+            errors["priority"] = [$"Unknown priority '{priorityName}': use one of {string.Join(", ", TaskPriorities.All.Select(p => p.ToApiName()))}."];
         }
+
+        if (timeout is < 1 or > MaxTimeoutSeconds)
+        {
+            errors["timeout"] = [$"'timeout' is in seconds, from 1 to {MaxTimeoutSeconds}."];
+        }
+
+        return (parameters, priority, errors);
+    }
+
+    public async Task<SubmitResult> SubmitAsync(SubmitTask request, CancellationToken cancellationToken)
+    {
+        var (parameters, priority, errors) = CheckRun(request.Kind, request.Parameters, request.Priority, request.Timeout);
 
         if (request.RunAt is { } runAt && (runAt < time.GetUtcNow().AddMinutes(-5) || runAt > time.GetUtcNow() + MaxScheduleAhead))
         {
             errors["runAt"] = [$"'runAt' must be a time from now to {MaxScheduleAhead.TotalDays:0} days ahead."];
-        }
-
-        if (request.Timeout is < 1 or > MaxTimeoutSeconds)
-        {
-            errors["timeout"] = [$"'timeout' is in seconds, from 1 to {MaxTimeoutSeconds}."];
         }
 
         if (request.IdempotencyKey is { } key && (key.Length is 0 or > MaxIdempotencyKeyLength || key.Any(c => c is < '!' or > '~')))

@@ -121,6 +121,28 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserApp.ScreenshotDirectory, "overview.png"), FullPage = true });
     }
 
+    [Fact]
+    public async Task SchedulesPage_CreatesPausesAndDeletesASchedule()
+    {
+        var page = await SignedInPageAsync();
+        var name = $"nightly {Guid.NewGuid():N}"[..16];
+
+        await page.GotoAsync("/schedules");
+        await WaitInteractiveAsync(page);
+        await page.GetByLabel("Name").FillAsync(name);
+        await page.GetByLabel("Cron").FillAsync("30 2 * * *");
+        await page.GetByLabel("Time zone").FillAsync("Europe/Berlin");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create schedule" }).ClickAsync();
+        var row = page.GetByRole(AriaRole.Row).Filter(new() { HasText = name });
+        await Expect(row).ToContainTextAsync("30 2 * * *");
+        await row.GetByRole(AriaRole.Button, new() { Name = "Pause" }).ClickAsync();
+        await Expect(row).ToContainTextAsync("paused");
+        await row.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+        await page.GetByRole(AriaRole.Dialog).GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+
+        await Expect(row).ToHaveCountAsync(0);
+    }
+
     private async Task<IPage> SignedInPageAsync()
     {
         var page = await app.NewPageAsync();
