@@ -79,6 +79,19 @@ public sealed class ComposeFileTests
         Assert.Equal("${ADMIN_PASSWORD:-}", environment["Security__AdminPassword"].ToString());
     }
 
+    [Fact]
+    public void Compose_GivesWebAndWorkersTheSameWebhookSecretAndKindLimits()
+    {
+        var services = Services();
+        var web = (YamlMappingNode)((YamlMappingNode)services["web"])["environment"];
+        var worker = (YamlMappingNode)((YamlMappingNode)services["worker"])["environment"];
+
+        foreach (var key in new[] { "Webhooks__Secret", "Webhooks__PublicBaseUrl", "Jobs__ConcurrencyLimits__export" })
+        {
+            Assert.Equal(web[key].ToString(), worker[key].ToString());
+        }
+    }
+
     internal static string RepositoryRoot()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);

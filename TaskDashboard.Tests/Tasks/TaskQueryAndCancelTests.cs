@@ -140,4 +140,21 @@ public sealed class TaskQueryAndCancelTests(TaskDashboardApp app) : IClassFixtur
 
         Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
     }
+
+    [Fact]
+    public async Task List_FindsTasksBySearchText_InTheirParameters()
+    {
+        var client = app.CreateClient();
+        var marker = $"search-{Guid.NewGuid():N}"[..20];
+        var wanted = await client.SubmitAsync("/api/tasks", """{"kind":"export","parameters":{"region":"west"}}""", Ct);
+        await client.SubmitAsync("/api/tasks", """{"kind":"report","parameters":{"from":"2025-01-01","to":"2025-01-31"}}""", Ct);
+
+        var byId = await client.GetFromJsonAsync<TaskListResponse>($"/api/tasks?search={wanted.Id.ToString()[..13]}", TaskDashboardApp.Json, Ct);
+        var none = await client.GetFromJsonAsync<TaskListResponse>($"/api/tasks?search={marker}", TaskDashboardApp.Json, Ct);
+        var tooLong = await client.GetAsync($"/api/tasks?search={new string('x', 201)}", Ct);
+
+        Assert.Equal(wanted.Id, Assert.Single(byId!.Items).Id);
+        Assert.Empty(none!.Items);
+        Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
+    }
 }

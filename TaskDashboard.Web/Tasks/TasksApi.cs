@@ -157,9 +157,15 @@ public static class TasksApi
         string? kind,
         string? page,
         string? pageSize,
+        string? search,
         CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
+        if (search is { Length: > 200 })
+        {
+            errors["search"] = ["'search' is at most 200 characters."];
+        }
+
         TaskState? state = null;
         if (status is not null)
         {
@@ -201,7 +207,7 @@ public static class TasksApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["'page' is too large."] });
         }
 
-        var result = await store.ListAsync(user.TaskScope(), state, kind, (int)offset, size, cancellationToken);
+        var result = await store.ListAsync(user.TaskScope(), state, kind, (int)offset, size, cancellationToken, search);
         return TypedResults.Ok(new TaskListResponse(result.Items.Select(t => t.AsResponse(links)).ToList(), pageNumber, size, result.TotalCount));
     }
 
