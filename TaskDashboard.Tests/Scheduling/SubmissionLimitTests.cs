@@ -28,20 +28,19 @@ public sealed class SubmissionLimitTests(LimitedApp app) : IClassFixture<Limited
         var (_, key) = await app.CreateUserAsync("hasty", ops: false, Ct);
         var (_, otherKey) = await app.CreateUserAsync("patient", ops: false, Ct);
         var hasty = app.CreateClientWithKey(key);
-        var codes = new List<HttpStatusCode>();
+        var responses = new List<HttpResponseMessage>();
 
-        for (var i = 0; i < 5; i++)
+        for (var i = 0; i < 6; i++)
         {
             // Bad bodies: refused after the rate check, so no task waits and only the rate limit bites.
-            codes.Add((await hasty.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"format":"xml"}}"""), Ct)).StatusCode);
+            responses.Add(await hasty.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"format":"xml"}}"""), Ct));
         }
 
-        var limited = await hasty.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{}}"""), Ct);
         var other = await app.CreateClientWithKey(otherKey).PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{}}"""), Ct);
 
-        Assert.Equal([HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest], codes.Take(3));
-        Assert.Equal(HttpStatusCode.TooManyRequests, codes[3]);
-        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        // A burst of three, then one a second: of the next three (sent within well under a second) at least one is refused.
+        Assert.All(responses.Take(3), r => Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode));
+        var limited = responses.Skip(3).First(r => r.StatusCode == HttpStatusCode.TooManyRequests);
         Assert.InRange(limited.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 1, 60);
         Assert.Equal("application/problem+json", limited.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.Accepted, other.StatusCode);
