@@ -21,14 +21,18 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public bool HasExited => process.HasExited;
 
-    /// <summary>A web node (HTTP, no Hangfire workers) on a free loopback port; see <see cref="BaseAddress"/>.</summary>
-    public static WorkerProcess StartWeb(TaskDashboardApp app)
+    /// <summary>
+    /// A web node (HTTP, no Hangfire workers) on a free loopback port; see <see cref="BaseAddress"/>.
+    /// <paramref name="asRunStartsIt"/>: the web project's own build with its source folder as content
+    /// root, exactly as <c>./run</c> starts it (not the copy in the test output).
+    /// </summary>
+    public static WorkerProcess StartWeb(TaskDashboardApp app, bool asRunStartsIt = false)
     {
         var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         probe.Start();
         var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        var web = Start(app, new Dictionary<string, string> { ["Jobs:RunServer"] = "false", ["Urls"] = $"http://127.0.0.1:{port}" }, role: null);
+        var web = Start(app, new Dictionary<string, string> { ["Jobs:RunServer"] = "false", ["Urls"] = $"http://127.0.0.1:{port}" }, role: null, asRunStartsIt);
         web.BaseAddress = new Uri($"http://127.0.0.1:{port}");
         return web;
     }
@@ -64,9 +68,19 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public static WorkerProcess Start(TaskDashboardApp app, IDictionary<string, string>? settings = null) => Start(app, settings, role: "worker");
 
-    private static WorkerProcess Start(TaskDashboardApp app, IDictionary<string, string>? settings, string? role)
+    private static WorkerProcess Start(TaskDashboardApp app, IDictionary<string, string>? settings, string? role, bool asRunStartsIt = false)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "TaskDashboard.Web.dll");
+        string? contentRoot = null;
+        if (asRunStartsIt)
+        {
+            // bin/<Configuration>/<framework>/ of the tests, and the same of the web project.
+            var framework = new DirectoryInfo(AppContext.BaseDirectory);
+            var root = Deployment.ComposeFileTests.RepositoryRoot();
+            contentRoot = Path.Combine(root, "TaskDashboard.Web");
+            dll = Path.Combine(contentRoot, "bin", framework.Parent!.Name, framework.Name, "TaskDashboard.Web.dll");
+        }
+
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -75,6 +89,12 @@ public sealed class WorkerProcess : IAsyncDisposable
             WorkingDirectory = AppContext.BaseDirectory,
         };
         start.ArgumentList.Add(dll);
+        if (contentRoot is not null)
+        {
+            start.ArgumentList.Add("--contentRoot");
+            start.ArgumentList.Add(contentRoot);
+        }
+
         if (role is not null)
         {
             start.ArgumentList.Add("--role");

@@ -24,7 +24,7 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
     public async Task SignInOnOneWebNode_IsHonouredByAnother_ThroughSharedDataProtectionKeys()
     {
         await using var web1 = WorkerProcess.StartWeb(app);
-        await using var web2 = WorkerProcess.StartWeb(app);
+        await using var web2 = WorkerProcess.StartWeb(app, asRunStartsIt: true);
         await web1.WaitHealthyAsync(Ct);
         await web2.WaitHealthyAsync(Ct);
         // Cookies are per host, not per port: one client carries web1's cookie to web2.
@@ -34,6 +34,12 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         var onOtherNode = await browser.GetAsync(new Uri(web2.BaseAddress!, "/api/tasks"), Ct);
         var token = await browser.FormTokenAsync("/account/keys", Ct);
         var formOnOtherNode = await browser.PostAsync(new Uri(web2.BaseAddress!, "/account/logout"), SignInClient.Form(("__RequestVerificationToken", token)), Ct);
+
+        // A node started like ./run starts it (a build, not Development) serves the dashboard's assets.
+        foreach (var asset in new[] { "/_framework/blazor.web.js", "/_content/MudBlazor/MudBlazor.min.css", "/_content/MudBlazor/MudBlazor.min.js", "/app.css" })
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await browser.GetAsync(new Uri(web2.BaseAddress!, asset), Ct)).StatusCode);
+        }
 
         Assert.Equal(System.Net.HttpStatusCode.Redirect, signedIn.StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.OK, onOtherNode.StatusCode);

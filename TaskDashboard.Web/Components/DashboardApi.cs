@@ -11,6 +11,14 @@ public static class DashboardApi
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+        if (builder is WebApplicationBuilder web)
+        {
+            // Outside Development, a build (as ./run starts it, not a publish) finds package and
+            // framework assets (MudBlazor's CSS, blazor.web.js) only through this manifest; in a
+            // published app there is no such manifest and this does nothing.
+            web.WebHost.UseStaticWebAssets();
+        }
+
         builder.Services.AddCascadingAuthenticationState();
         builder.Services.AddMudServices();
         return builder;
