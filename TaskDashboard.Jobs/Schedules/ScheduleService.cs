@@ -54,7 +54,7 @@ public sealed class ScheduleService(
         }
 
         var schedule = new Schedule(
-            Guid.CreateVersion7(), request.OwnerId, name!, request.Kind!.Trim().ToLowerInvariant(), JsonDocument.Parse(parameters!.NormalizedJson!).RootElement.Clone(),
+            Guid.CreateVersion7(), request.OwnerId, name!, request.Kind!.Trim().ToLowerInvariant(), JsonSerializer.Deserialize<JsonElement>(parameters!.NormalizedJson!),
             priority.ToApiName(), request.Timeout, request.CallbackUrl, request.Cron!.Trim(), zoneId, Paused: false,
             RunCount: 0, LastRunAt: null, LastTaskId: null, LastError: null, CreatedAt: time.GetUtcNow());
         await store.InsertAsync(schedule, cancellationToken);
