@@ -34,7 +34,7 @@ public sealed class TaskJob(
     public async Task RunAsync(Guid taskId, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var (task, noSlot) = await ClaimAsync(taskId, settings, cancellationToken);
+        var (task, noSlot) = await store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, settings.ConcurrencyLimits, cancellationToken);
         if (noSlot)
         {
             // Over its kind's limit: give the worker back; the dispatcher enqueues it again when a slot frees.
@@ -137,18 +137,6 @@ public sealed class TaskJob(
         var exponential = settings.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Max(0, attempt - 1));
         var jitter = 0.8 + (Random.Shared.NextDouble() * 0.4);
         return TimeSpan.FromMilliseconds(Math.Min(settings.RetryMaxDelay.TotalMilliseconds, exponential * jitter));
-    }
-
-    private async Task<(TaskItem? Task, bool NoSlot)> ClaimAsync(Guid taskId, JobsOptions settings, CancellationToken cancellationToken)
-    {
-        if (settings.ConcurrencyLimits.Count > 0
-            && await store.GetForExecutionAsync(taskId, cancellationToken) is { } waiting
-            && settings.ConcurrencyLimits.TryGetValue(waiting.Kind, out var limit))
-        {
-            return await store.TryClaimWithinLimitAsync(taskId, worker.Id, settings.LeaseDuration, waiting.Kind, limit, cancellationToken);
-        }
-
-        return (await store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, cancellationToken), false);
     }
 
     private static bool IsPermanent(Exception exception) =>

@@ -105,10 +105,8 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         if (!ownerFeeds.IsEmpty)
         {
             var watchedOwners = ownerFeeds.Where(o => o.Value.Count > 0).Select(o => o.Key).ToArray();
-            var missed = watchedOwners.Contains(AllOwners)
-                ? await store.GetTasksWithEventsSinceAsync(null, since.AddSeconds(-1), cancellationToken)
-                : await store.GetTasksWithEventsSinceAsync(watchedOwners, since.AddSeconds(-1), cancellationToken);
-            foreach (var (taskId, firstSeq) in missed)
+            var owners = watchedOwners.Contains(AllOwners) ? null : watchedOwners;
+            foreach (var (taskId, firstSeq) in await store.GetTasksWithEventsSinceAsync(owners, since.AddSeconds(-1), cancellationToken))
             {
                 feeds.GetOrAdd(taskId, id => new TaskFeed(id) { LastSeq = firstSeq - 1 });
             }

@@ -37,7 +37,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
     {
         await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM dashboard.schedules WHERE id = @id AND (@all OR owner_id = @owner)");
         command.Parameters.AddWithValue("id", id);
-        AddScope(command.Parameters, scope);
+        scope.AddParameters(command.Parameters);
         return (await ReadAsync(command, cancellationToken)).SingleOrDefault();
     }
 
@@ -52,7 +52,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyList<Schedule>> ListAsync(TaskScope scope, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM dashboard.schedules WHERE (@all OR owner_id = @owner) ORDER BY created_at, id");
-        AddScope(command.Parameters, scope);
+        scope.AddParameters(command.Parameters);
         return await ReadAsync(command, cancellationToken);
     }
 
@@ -61,7 +61,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
         await using var command = dataSource.CreateCommand("UPDATE dashboard.schedules SET paused = @paused WHERE id = @id AND (@all OR owner_id = @owner)");
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("paused", paused);
-        AddScope(command.Parameters, scope);
+        scope.AddParameters(command.Parameters);
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
@@ -69,7 +69,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
     {
         await using var command = dataSource.CreateCommand("DELETE FROM dashboard.schedules WHERE id = @id AND (@all OR owner_id = @owner)");
         command.Parameters.AddWithValue("id", id);
-        AddScope(command.Parameters, scope);
+        scope.AddParameters(command.Parameters);
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
@@ -87,11 +87,6 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static void AddScope(NpgsqlParameterCollection parameters, TaskScope scope)
-    {
-        parameters.AddWithValue("owner", scope.OwnerId);
-        parameters.AddWithValue("all", scope.AllOwners);
-    }
 
     private static async Task<List<Schedule>> ReadAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {

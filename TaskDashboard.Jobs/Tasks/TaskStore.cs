@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
+using TaskDashboard.Jobs.Database;
 
 namespace TaskDashboard.Jobs.Tasks;
 
@@ -127,7 +128,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     {
         await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM dashboard.tasks WHERE id = @id AND (@all OR owner_id = @owner)");
         command.Parameters.AddWithValue("id", id);
-        AddScope(command.Parameters, scope);
+        scope.AddParameters(command.Parameters);
         return await ReadSingleAsync(command, cancellationToken);
     }
 
@@ -155,7 +156,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         var count = new NpgsqlBatchCommand($"SELECT count(*) FROM dashboard.tasks {filter}");
         foreach (var command in new[] { page, count })
         {
-            AddScope(command.Parameters, scope);
+            scope.AddParameters(command.Parameters);
             command.Parameters.AddWithValue("state", NpgsqlDbType.Text, (object?)state?.ToString() ?? DBNull.Value);
             command.Parameters.AddWithValue("kind", NpgsqlDbType.Text, (object?)kind ?? DBNull.Value);
             command.Parameters.AddWithValue("search", NpgsqlDbType.Text, string.IsNullOrWhiteSpace(search) ? DBNull.Value : EscapeLike(search.Trim()));
@@ -238,7 +239,7 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
                 """,
             eventType: $"CASE WHEN state = 'Cancelled' THEN 'cancelled' ELSE 'cancel_requested' END",
             extraWhere: "AND (@all OR owner_id = @owner) AND cancel_requested_at IS NULL",
-            parameters: p => AddScope(p, scope),
+            parameters: scope.AddParameters,
             cancellationToken);
         if (changed is not null)
         {
@@ -285,8 +286,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             WHERE (@all OR owner_id = @owner) AND completed_at >= @since
             GROUP BY 1 ORDER BY 1
             """);
-        AddScope(counts.Parameters, scope);
-        AddScope(buckets.Parameters, scope);
+        scope.AddParameters(counts.Parameters);
+        scope.AddParameters(buckets.Parameters);
         buckets.Parameters.AddWithValue("bucket", bucket);
         buckets.Parameters.AddWithValue("since", since);
         batch.BatchCommands.Add(counts);
@@ -312,66 +313,48 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
 
     private static string EscapeLike(string text) => text.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
 
-    // Every read a caller makes goes through this filter: "(@all OR owner_id = @owner)".
-    private static void AddScope(NpgsqlParameterCollection parameters, TaskScope scope)
-    {
-        parameters.AddWithValue("owner", scope.OwnerId);
-        parameters.AddWithValue("all", scope.AllOwners);
-    }
 
     /// <summary>
     /// Claims a dispatched task whose time has come for a new attempt under a fresh lease. Returns
     /// null when it is not there to start: running under another lease, final, cancelled, not yet
     /// due, or its dispatch was rolled back. A resumed attempt keeps its progress and checkpoint.
     /// </summary>
-    public async Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await LockRowAsync(connection, transaction, id, cancellationToken);
-        var claimed = await TryClaimAsync(id, owner, leaseDuration, (connection, transaction), cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return claimed;
-    }
-
-    // A job can start before the dispatcher that created it has committed the job id (it holds the
-    // row FOR UPDATE meanwhile). A lone UPDATE would judge the row by its snapshot, where the job id
-    // is still missing, and skip it without waiting. Locking the row first waits for that commit (or
-    // rollback); the claim that follows is a new statement with a fresh snapshot and sees the outcome.
-    private static async Task LockRowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("SELECT 1 FROM dashboard.tasks WHERE id = @id FOR UPDATE", connection, transaction);
-        command.Parameters.AddWithValue("id", id);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    public async Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+        (await TryClaimAsync(id, owner, leaseDuration, NoLimits, cancellationToken)).Task;
 
     /// <summary>
-    /// Claims the task as <see cref="TryClaimAsync(Guid, string, TimeSpan, CancellationToken)"/> does, but only while
-    /// fewer than <paramref name="limit"/> tasks of its kind run in the whole cluster. The check and
-    /// the claim happen under a transaction-scoped advisory lock per kind, so two workers cannot
-    /// both take the last slot; a dead worker's slot frees itself when the reaper takes its task back.
+    /// Claims the task as above, but a task of a kind in <paramref name="limits"/> only while fewer
+    /// than its limit run in the whole cluster (<c>NoSlot</c> otherwise). The count and the claim
+    /// happen under a transaction-scoped advisory lock per kind, so two workers cannot both take the
+    /// last slot; a dead worker's slot frees itself when the reaper takes its task back.
     /// </summary>
-    public async Task<(TaskItem? Task, bool NoSlot)> TryClaimWithinLimitAsync(Guid id, string owner, TimeSpan leaseDuration, string kind, int limit, CancellationToken cancellationToken)
+    public async Task<(TaskItem? Task, bool NoSlot)> TryClaimAsync(
+        Guid id, string owner, TimeSpan leaseDuration, IReadOnlyDictionary<string, int> limits, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await LockRowAsync(connection, transaction, id, cancellationToken);
-        await using (var gate = new NpgsqlCommand("""
-            SELECT pg_advisory_xact_lock(hashtext('taskdashboard-slots:' || @kind));
-            """, connection, transaction))
+        // A job can start before the dispatcher that created it has committed the job id (it holds
+        // the row FOR UPDATE meanwhile), and a lone UPDATE would judge the row by its snapshot and
+        // skip it without waiting: lock the row first (see RowLock), then claim.
+        var kind = await RowLock.WaitAsync(connection, transaction, "dashboard.tasks", "kind", id, cancellationToken);
+        if (kind is not null && limits.TryGetValue(kind, out var limit))
         {
+            await using var gate = new NpgsqlCommand("""
+                SELECT pg_advisory_xact_lock(hashtext('taskdashboard-slots:' || @kind));
+                SELECT count(*) FROM dashboard.tasks WHERE kind = @kind AND state = 'Running';
+                """, connection, transaction);
             gate.Parameters.AddWithValue("kind", kind);
-            await gate.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        // A statement after the lock sees every claim committed before it was granted.
-        await using (var count = new NpgsqlCommand("SELECT count(*) FROM dashboard.tasks WHERE kind = @kind AND state = 'Running'", connection, transaction))
-        {
-            count.Parameters.AddWithValue("kind", kind);
-            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! >= limit)
+            await using (var reader = await gate.ExecuteReaderAsync(cancellationToken))
             {
-                await transaction.RollbackAsync(cancellationToken);
-                return (null, true);
+                // The count is a statement after the lock: it sees every claim committed before the lock was granted.
+                await reader.NextResultAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                if (reader.GetInt64(0) >= limit)
+                {
+                    await reader.DisposeAsync();
+                    await transaction.RollbackAsync(cancellationToken);
+                    return (null, true);
+                }
             }
         }
 
@@ -379,6 +362,8 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         await transaction.CommitAsync(cancellationToken);
         return (claimed, false);
     }
+
+    private static readonly IReadOnlyDictionary<string, int> NoLimits = new Dictionary<string, int>();
 
     /// <summary>Hands a task that found no free slot back to the dispatcher, which enqueues it again when one frees.</summary>
     public async Task ReturnToQueueAsync(Guid id, string message, CancellationToken cancellationToken)

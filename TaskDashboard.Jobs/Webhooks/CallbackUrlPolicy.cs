@@ -43,7 +43,7 @@ public sealed class CallbackUrlPolicy(IOptionsMonitor<WebhookOptions> options)
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.CurrentValue.DnsTimeout);
-            addresses = IPAddress.TryParse(uri.IdnHost, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(uri.IdnHost, timeout.Token);
+            addresses = await ResolveAsync(uri.IdnHost, timeout.Token);
         }
         catch (Exception exception) when (exception is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -56,6 +56,16 @@ public sealed class CallbackUrlPolicy(IOptionsMonitor<WebhookOptions> options)
                 ? $"The callback URL's host '{uri.Host}' resolves to {refused}, an address callbacks may not reach (loopback, private, link-local or metadata)."
                 : null;
     }
+
+    /// <summary>The addresses of <paramref name="host"/> (itself when it is an IP literal), or none when any of them is not allowed.</summary>
+    public async Task<IPAddress[]> ResolveAllowedAsync(string host, CancellationToken cancellationToken)
+    {
+        var addresses = await ResolveAsync(host, cancellationToken);
+        return addresses.All(IsAllowed) ? addresses : [];
+    }
+
+    private static async Task<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken) =>
+        IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
 
     /// <summary>Whether a connection to <paramref name="address"/> is allowed.</summary>
     public bool IsAllowed(IPAddress address)

@@ -34,9 +34,8 @@ public sealed class WebhookSender : IDisposable
             ConnectCallback = async (context, cancellationToken) =>
             {
                 var host = context.DnsEndPoint.Host;
-                var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
-                var allowed = addresses.Where(policy.IsAllowed).ToArray();
-                if (allowed.Length == 0 || allowed.Length != addresses.Length)
+                var allowed = await policy.ResolveAllowedAsync(host, cancellationToken);
+                if (allowed.Length == 0)
                 {
                     throw new WebhookRefusedException($"'{host}' resolves to an address callbacks may not reach.");
                 }

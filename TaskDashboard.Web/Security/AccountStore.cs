@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Identity;
 using Npgsql;
@@ -23,24 +24,20 @@ public sealed class AccountStore(NpgsqlDataSource dataSource, TimeProvider time)
     /// <summary>Creates a user; null when the name is taken.</summary>
     public async Task<UserAccount?> CreateUserAsync(string userName, string password, IReadOnlyList<string> roles, CancellationToken cancellationToken)
     {
-        var user = new UserAccount(Guid.CreateVersion7().ToString("N"), userName, roles, time.GetUtcNow());
+        var user = NewUser(userName, roles);
         await using var command = dataSource.CreateCommand("""
             INSERT INTO dashboard.users (id, user_name, password_hash, roles, created_at)
             VALUES (@id, @name, @hash, @roles, @at)
             ON CONFLICT ((lower(user_name))) DO NOTHING
             """);
-        command.Parameters.AddWithValue("id", user.Id);
-        command.Parameters.AddWithValue("name", userName);
-        command.Parameters.AddWithValue("hash", Hasher.HashPassword(user, password));
-        command.Parameters.AddWithValue("roles", roles.ToArray());
-        command.Parameters.AddWithValue("at", user.CreatedAt);
+        AddUserParameters(command.Parameters, user, password);
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1 ? user : null;
     }
 
     /// <summary>Creates the first user only while there are none (several nodes may start at once).</summary>
     public async Task<bool> CreateFirstUserAsync(string userName, string password, IReadOnlyList<string> roles, CancellationToken cancellationToken)
     {
-        var user = new UserAccount(Guid.CreateVersion7().ToString("N"), userName, roles, time.GetUtcNow());
+        var user = NewUser(userName, roles);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // Serialise the "are there users yet?" check across nodes.
@@ -53,11 +50,7 @@ public sealed class AccountStore(NpgsqlDataSource dataSource, TimeProvider time)
             INSERT INTO dashboard.users (id, user_name, password_hash, roles, created_at)
             SELECT @id, @name, @hash, @roles, @at WHERE NOT EXISTS (SELECT 1 FROM dashboard.users)
             """, connection, transaction);
-        insert.Parameters.AddWithValue("id", user.Id);
-        insert.Parameters.AddWithValue("name", userName);
-        insert.Parameters.AddWithValue("hash", Hasher.HashPassword(user, password));
-        insert.Parameters.AddWithValue("roles", roles.ToArray());
-        insert.Parameters.AddWithValue("at", user.CreatedAt);
+        AddUserParameters(insert.Parameters, user, password);
         var created = await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
         await transaction.CommitAsync(cancellationToken);
         return created;
@@ -98,14 +91,6 @@ public sealed class AccountStore(NpgsqlDataSource dataSource, TimeProvider time)
         return user;
     }
 
-    public async Task<UserAccount?> FindUserAsync(string id, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("SELECT id, user_name, roles, created_at FROM dashboard.users WHERE id = @id");
-        command.Parameters.AddWithValue("id", id);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? ReadUser(reader) : null;
-    }
-
     public async Task<UserAccount?> FindUserByNameAsync(string userName, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("SELECT id, user_name, roles, created_at FROM dashboard.users WHERE lower(user_name) = lower(@name)");
@@ -130,7 +115,7 @@ public sealed class AccountStore(NpgsqlDataSource dataSource, TimeProvider time)
     /// <summary>Creates an API key for the user and returns it in full: the only time it is seen.</summary>
     public async Task<(ApiKeyInfo Info, string Key)> CreateApiKeyAsync(string userId, string name, CancellationToken cancellationToken)
     {
-        var key = KeyPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
+        var key = KeyPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
         var info = new ApiKeyInfo(Guid.CreateVersion7(), name, key[..(KeyPrefix.Length + 6)], time.GetUtcNow(), null, null);
         await using var command = dataSource.CreateCommand("""
             INSERT INTO dashboard.api_keys (id, user_id, name, prefix, key_hash, created_at)
@@ -201,9 +186,19 @@ public sealed class AccountStore(NpgsqlDataSource dataSource, TimeProvider time)
         return await reader.ReadAsync(cancellationToken) ? ReadUser(reader) : null;
     }
 
-    public static byte[] HashKey(string key) => SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key));
+    private UserAccount NewUser(string userName, IReadOnlyList<string> roles) =>
+        new(Guid.CreateVersion7().ToString("N"), userName, roles, time.GetUtcNow());
 
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    private static void AddUserParameters(NpgsqlParameterCollection parameters, UserAccount user, string password)
+    {
+        parameters.AddWithValue("id", user.Id);
+        parameters.AddWithValue("name", user.UserName);
+        parameters.AddWithValue("hash", Hasher.HashPassword(user, password));
+        parameters.AddWithValue("roles", user.Roles.ToArray());
+        parameters.AddWithValue("at", user.CreatedAt);
+    }
+
+    public static byte[] HashKey(string key) => SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key));
 
     private static UserAccount ReadUser(NpgsqlDataReader reader) =>
         new(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<string[]>(2), reader.GetFieldValue<DateTimeOffset>(3));

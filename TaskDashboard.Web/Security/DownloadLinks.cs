@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -60,6 +61,6 @@ public sealed class DownloadLinks(SharedSecrets secrets, IOptions<SecurityOption
     {
         var signingKey = key ?? throw new InvalidOperationException("DownloadLinks.InitializeAsync has not run.");
         var mac = HMACSHA256.HashData(signingKey, Encoding.ASCII.GetBytes($"{taskId:N}.{expires.ToString(CultureInfo.InvariantCulture)}"));
-        return Convert.ToBase64String(mac).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        return Base64Url.EncodeToString(mac);
     }
 }
