@@ -70,20 +70,34 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Takes attempt <paramref name="attempt"/> of an in-flight delivery. The UPDATE waits for the
-    /// dispatcher's transaction to end, so a job whose dispatch rolled back finds nothing to do.
+    /// Takes attempt <paramref name="attempt"/> of an in-flight delivery. The job can start before
+    /// the dispatcher that enqueued it has committed (it still holds the row): the row lock waits for
+    /// that commit (see <see cref="Database.RowLock"/>), so a job whose dispatch rolled back finds
+    /// nothing to do and one whose dispatch committed always finds its attempt.
     /// </summary>
     internal async Task<(string Url, string Payload, string WebhookId)?> ClaimAttemptAsync(Guid id, int attempt, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await Database.RowLock.WaitAsync(connection, transaction, "dashboard.webhook_deliveries", "status", id, cancellationToken);
+        await using var command = new NpgsqlCommand("""
             UPDATE dashboard.webhook_deliveries SET in_flight_since = now()
             WHERE id = @id AND status = 'InFlight' AND attempts = @done AND payload IS NOT NULL
             RETURNING url, payload, webhook_id
-            """);
+            """, connection, transaction);
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("done", attempt - 1);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1), reader.GetString(2)) : null;
+        (string, string, string)? claimed = null;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                claimed = (reader.GetString(0), reader.GetString(1), reader.GetString(2));
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return claimed;
     }
 
     /// <summary>Logs the attempt and moves the delivery on: delivered, gone, retry at <paramref name="retryAt"/>, or failed for good.</summary>
