@@ -281,6 +281,37 @@ public sealed class SecurityTests(SseApp app) : IClassFixture<SseApp>
     }
 
     [Fact]
+    public async Task CreateApiKeyCommand_PrintsAWorkingKey_AndRefusesAnUnknownUser()
+    {
+        var (user, _) = await app.CreateUserAsync("scripted", ops: false, Ct);
+
+        var (code, output) = await RunCommandAsync("create-api-key", "--user", user.UserName, "--name", "from the shell");
+        var (unknownCode, _) = await RunCommandAsync("create-api-key", "--user", "nobody-at-all");
+
+        Assert.Equal(0, code);
+        var key = output.Trim();
+        Assert.StartsWith("tdk_", key);
+        Assert.Equal(HttpStatusCode.OK, (await app.CreateClientWithKey(key).GetAsync("/api/tasks", Ct)).StatusCode);
+        Assert.Equal(1, unknownCode);
+    }
+
+    private async Task<(int ExitCode, string Output)> RunCommandAsync(params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "TaskDashboard.Web.dll"));
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["ConnectionStrings__Postgres"] = app.ConnectionString;
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync(Ct);
+        await process.WaitForExitAsync(Ct);
+        return (process.ExitCode, output);
+    }
+
+    [Fact]
     public async Task FirstStart_CreatesTheAdmin_WithTheConfiguredPasswordAndTheOpsRole()
     {
         var admin = await app.Services.GetRequiredService<AccountStore>().CheckPasswordAsync("admin", TaskDashboardApp.AdminPassword, Ct);
