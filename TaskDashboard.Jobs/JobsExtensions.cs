@@ -57,6 +57,7 @@ public static class JobsExtensions
         builder.Services.AddSingleton<WorkerIdentity>();
         builder.Services.AddHostedService<LeaseReaper>();
         builder.Services.AddSingleton<TaskStore>();
+        builder.Services.AddSingleton<TaskInsertBatcher>();
         builder.Services.AddSingleton<TaskSubmitter>();
         builder.Services.AddSingleton<TaskKindRegistry>();
         builder.Services.AddSingleton<ArtifactStore>();

@@ -21,6 +21,14 @@ public sealed class JobsOptions
     /// <summary>Wake idle workers through LISTEN/NOTIFY when a job is enqueued in another process.</summary>
     public bool LongPolling { get; set; } = true;
 
+    /// <summary>Most submissions written in one INSERT and commit; concurrent submissions share one (group commit).</summary>
+    [Range(1, 1_000)]
+    public int SubmitBatchSize { get; set; } = 100;
+
+    /// <summary>Submission batches this process may be writing at once.</summary>
+    [Range(1, 64)]
+    public int SubmitWriters { get; set; } = 2;
+
     /// <summary>How often the dispatcher looks for committed tasks that have no Hangfire job yet.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:05:00")]
     public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -45,83 +45,108 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>
-    /// Inserts the task with its first event in one statement (one commit). Returns the existing
-    /// task instead when the owner already used the idempotency key. The <c>created</c> event is
-    /// announced later, by the dispatcher (<see cref="AnnounceCreatedSql"/>): a NOTIFY takes a
-    /// database-wide lock at commit, and one per submission halved the submission rate (measured).
+    /// Inserts tasks, each with its first event, in one statement (one commit for the lot; see
+    /// <see cref="TaskInsertBatcher"/>). Returns one result per task, in order: the existing task
+    /// instead when its owner already used the idempotency key (also by an earlier task of the same
+    /// batch). The <c>created</c> events are announced later, by the dispatcher
+    /// (<see cref="AnnounceCreatedSql"/>): a NOTIFY takes a database-wide lock at commit, and one per
+    /// submission halved the submission rate (measured).
     /// </summary>
-    public async Task<(TaskItem Task, bool Created)> InsertAsync(NewTask task, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<(TaskItem Task, bool Created)>> InsertAsync(IReadOnlyList<NewTask> tasks, CancellationToken cancellationToken)
     {
-        // PostgreSQL keeps microseconds; round here so the task we return equals the stored one.
+        // PostgreSQL keeps microseconds; round here so the tasks we return equal the stored ones.
         var now = timeProvider.GetUtcNow();
         now = now.AddTicks(-(now.Ticks % 10));
 
-        // The common case (no key) skips ON CONFLICT's speculative insertion. Only the id comes
-        // back: the rest of the new row is what we just sent.
-        var onConflict = task.IdempotencyKey is null
+        // A start time in the future makes a task Scheduled; the dispatcher enqueues it when due.
+        var scheduled = tasks.Select(t => t.RunAt > now).ToArray();
+
+        // A batch without keys skips ON CONFLICT's speculative insertion. Only the ids come back: the
+        // rest of each new row is what we just sent.
+        var onConflict = tasks.All(t => t.IdempotencyKey is null)
             ? ""
             : "ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING";
         await using var command = dataSource.CreateCommand($"""
             WITH inserted AS (
                 INSERT INTO dashboard.tasks (id, owner_id, kind, parameters, priority, state, max_attempts,
                     timeout_seconds, idempotency_key, request_hash, callback_url, scheduled_at, last_event_seq, created_at, updated_at)
-                VALUES (@id, @owner, @kind, @parameters, @priority, @state, @maxAttempts,
-                    @timeout, @idempotencyKey, @requestHash, @callbackUrl, @runAt, 1, @now, @now)
+                SELECT id, owner_id, kind, parameters, priority, state, max_attempts,
+                    timeout_seconds, idempotency_key, request_hash, callback_url, scheduled_at, 1, @now, @now
+                FROM unnest(@ids, @owners, @kinds, @parameters, @priorities, @states, @maxAttempts,
+                    @timeouts, @idempotencyKeys, @requestHashes, @callbackUrls, @runAts)
+                    AS r(id, owner_id, kind, parameters, priority, state, max_attempts,
+                    timeout_seconds, idempotency_key, request_hash, callback_url, scheduled_at)
                 {onConflict}
                 RETURNING id, state, created_at),
             created_event AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, created_at)
                 SELECT id, 1, 'created', state, 0, created_at FROM inserted
                 RETURNING task_id)
-            SELECT count(*) FROM created_event
+            SELECT task_id FROM created_event
             """);
-        command.Parameters.AddWithValue("id", task.Id);
-        command.Parameters.AddWithValue("owner", task.OwnerId);
-        command.Parameters.AddWithValue("kind", task.Kind);
-        command.Parameters.AddWithValue("parameters", NpgsqlDbType.Jsonb, task.ParametersJson);
-        command.Parameters.AddWithValue("priority", task.Priority.ToApiName());
-        command.Parameters.AddWithValue("maxAttempts", task.MaxAttempts);
-        command.Parameters.AddWithValue("timeout", NpgsqlDbType.Integer, (object?)task.TimeoutSeconds ?? DBNull.Value);
-        command.Parameters.AddWithValue("idempotencyKey", NpgsqlDbType.Text, (object?)task.IdempotencyKey ?? DBNull.Value);
-        command.Parameters.AddWithValue("requestHash", task.RequestHash);
-        command.Parameters.AddWithValue("callbackUrl", NpgsqlDbType.Text, (object?)task.CallbackUrl ?? DBNull.Value);
-        // A start time in the future makes the task Scheduled; the dispatcher enqueues it when due.
-        var scheduled = task.RunAt > now;
-        command.Parameters.AddWithValue("state", scheduled ? nameof(TaskState.Scheduled) : nameof(TaskState.Pending));
-        command.Parameters.AddWithValue("runAt", NpgsqlDbType.TimestampTz, scheduled ? task.RunAt!.Value : DBNull.Value);
+        command.Parameters.AddWithValue("ids", tasks.Select(t => t.Id).ToArray());
+        command.Parameters.AddWithValue("owners", tasks.Select(t => t.OwnerId).ToArray());
+        command.Parameters.AddWithValue("kinds", tasks.Select(t => t.Kind).ToArray());
+        command.Parameters.AddWithValue("parameters", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, tasks.Select(t => t.ParametersJson).ToArray());
+        command.Parameters.AddWithValue("priorities", tasks.Select(t => t.Priority.ToApiName()).ToArray());
+        command.Parameters.AddWithValue("states", scheduled.Select(s => s ? nameof(TaskState.Scheduled) : nameof(TaskState.Pending)).ToArray());
+        command.Parameters.AddWithValue("maxAttempts", tasks.Select(t => t.MaxAttempts).ToArray());
+        command.Parameters.AddWithValue("timeouts", NpgsqlDbType.Array | NpgsqlDbType.Integer, tasks.Select(t => t.TimeoutSeconds).ToArray());
+        command.Parameters.AddWithValue("idempotencyKeys", NpgsqlDbType.Array | NpgsqlDbType.Text, tasks.Select(t => t.IdempotencyKey).ToArray());
+        command.Parameters.AddWithValue("requestHashes", tasks.Select(t => t.RequestHash).ToArray());
+        command.Parameters.AddWithValue("callbackUrls", NpgsqlDbType.Array | NpgsqlDbType.Text, tasks.Select(t => t.CallbackUrl).ToArray());
+        command.Parameters.AddWithValue("runAts", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz,
+            tasks.Select((t, i) => scheduled[i] ? t.RunAt!.Value.ToUniversalTime() : (DateTimeOffset?)null).ToArray());
         command.Parameters.AddWithValue("now", now);
 
-        if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
+        var inserted = new HashSet<Guid>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
-            return (new TaskItem
+            while (await reader.ReadAsync(cancellationToken))
             {
-                Id = task.Id,
-                OwnerId = task.OwnerId,
-                Kind = task.Kind,
-                Parameters = ParseJson(task.ParametersJson),
-                Priority = task.Priority,
-                State = scheduled ? TaskState.Scheduled : TaskState.Pending,
-                ScheduledAt = scheduled ? task.RunAt : null,
-                MaxAttempts = task.MaxAttempts,
-                TimeoutSeconds = task.TimeoutSeconds,
-                IdempotencyKey = task.IdempotencyKey,
-                RequestHash = task.RequestHash,
-                CallbackUrl = task.CallbackUrl,
-                LastEventSeq = 1,
-                CreatedAt = now,
-                UpdatedAt = now,
-            }, true);
+                inserted.Add(reader.GetGuid(0));
+            }
         }
 
-        // The key was taken: the conflicting row is committed by now (ON CONFLICT waited for it).
+        var results = new List<(TaskItem, bool)>(tasks.Count);
+        for (var i = 0; i < tasks.Count; i++)
+        {
+            var task = tasks[i];
+            results.Add(inserted.Contains(task.Id)
+                ? (new TaskItem
+                {
+                    Id = task.Id,
+                    OwnerId = task.OwnerId,
+                    Kind = task.Kind,
+                    Parameters = ParseJson(task.ParametersJson),
+                    Priority = task.Priority,
+                    State = scheduled[i] ? TaskState.Scheduled : TaskState.Pending,
+                    ScheduledAt = scheduled[i] ? task.RunAt!.Value.ToUniversalTime() : null,
+                    MaxAttempts = task.MaxAttempts,
+                    TimeoutSeconds = task.TimeoutSeconds,
+                    IdempotencyKey = task.IdempotencyKey,
+                    RequestHash = task.RequestHash,
+                    CallbackUrl = task.CallbackUrl,
+                    LastEventSeq = 1,
+                    CreatedAt = now,
+                    UpdatedAt = now,
+                }, true)
+                : (await FindByIdempotencyKeyAsync(task, cancellationToken), false));
+        }
+
+        return results;
+    }
+
+    // The key was taken: the conflicting row is committed by now (ON CONFLICT waited for it).
+    private async Task<TaskItem> FindByIdempotencyKeyAsync(NewTask task, CancellationToken cancellationToken)
+    {
         await using var existing = dataSource.CreateCommand($"""
             SELECT {Columns} FROM dashboard.tasks WHERE owner_id = @owner AND idempotency_key = @idempotencyKey
             """);
         existing.Parameters.AddWithValue("owner", task.OwnerId);
-        existing.Parameters.AddWithValue("idempotencyKey", task.IdempotencyKey!);
-        var found = await ReadSingleAsync(existing, cancellationToken)
-            ?? throw new InvalidOperationException("Idempotency conflict without a conflicting task.");
-        return (found, false);
+        existing.Parameters.AddWithValue("idempotencyKey", NpgsqlDbType.Text, (object?)task.IdempotencyKey ?? DBNull.Value);
+        return await ReadSingleAsync(existing, cancellationToken)
+            ?? throw new InvalidOperationException($"Task {task.Id} was neither inserted nor found by its idempotency key.");
     }
 
     public async Task<TaskItem?> GetAsync(TaskScope scope, Guid id, CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Kinds;
@@ -34,13 +35,15 @@ public enum SubmitStatus
 public sealed record SubmitResult(SubmitStatus Status, TaskItem? Task, IReadOnlyDictionary<string, string[]> Errors, string? Reason = null);
 
 /// <summary>Validates a submission and commits it as a pending task; the dispatcher enqueues it.</summary>
-public sealed class TaskSubmitter(
+public sealed partial class TaskSubmitter(
     TaskStore store,
+    TaskInsertBatcher inserts,
     TaskKindRegistry kinds,
     TaskDispatcher dispatcher,
     Webhooks.CallbackUrlPolicy callbacks,
     IOptions<JobsOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<TaskSubmitter> logger)
 {
     /// <summary>Longest accepted per-request <c>timeout</c>, in seconds (a day).</summary>
     public const int MaxTimeoutSeconds = 86_400;
@@ -55,7 +58,7 @@ public sealed class TaskSubmitter(
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, WaitingCount> waitingByOwner = new(StringComparer.Ordinal);
     private long totalWaiting;
-    private DateTimeOffset totalCountedAt = DateTimeOffset.MinValue;
+    private long totalCountedAtTicks = DateTimeOffset.MinValue.UtcTicks;
 
     /// <summary>
     /// The checks every request to run a kind gets (submissions and schedules): a known kind, its
@@ -127,7 +130,7 @@ public sealed class TaskSubmitter(
 
         var normalized = parameters!.NormalizedJson!;
         var hash = RequestHash(request.Kind!, priority, request.Timeout, normalized, request.CallbackUrl, request.RunAt);
-        var (task, created) = await store.InsertAsync(
+        var (task, created) = await inserts.InsertAsync(
             new NewTask(Guid.CreateVersion7(), request.OwnerId, request.Kind!, normalized, priority, options.Value.MaxAttempts, request.Timeout, request.IdempotencyKey, hash, request.CallbackUrl, request.RunAt),
             cancellationToken);
 
@@ -143,29 +146,24 @@ public sealed class TaskSubmitter(
             : new SubmitResult(SubmitStatus.IdempotencyKeyReused, task, NoErrors);
     }
 
-    // Backpressure. Counting waiting tasks on every submission costs as much as there are waiting
-    // tasks (measured: it cut a flood's accepted rate 8x), so each node counts an owner's and
-    // everyone's at most once per WaitingCountRefresh and adds the tasks it created since. Other
-    // nodes' submissions in that window can overshoot a cap by what the rate limit lets through.
+    // Backpressure. Counting waiting tasks costs as much as there are waiting tasks (measured: a count
+    // per submission cut a flood's accepted rate 8x; a count by every request that found the cache
+    // stale stalled all 32 clients for 60-240 ms once a second). So each node counts an owner's and
+    // everyone's waiting tasks at most once per WaitingCountRefresh, one count at a time and in the
+    // background, and meanwhile answers from the last count plus the tasks it created since; only an
+    // owner's first submission on a node waits for a count. Other nodes' submissions in that window
+    // can overshoot a cap by what the rate limit lets through.
     private async Task<string?> CheckBackpressureAsync(string ownerId, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var now = time.GetUtcNow();
-        var refreshTotal = now - totalCountedAt >= settings.WaitingCountRefresh;
-        if (!waitingByOwner.TryGetValue(ownerId, out var owner) || now - owner.CountedAt >= settings.WaitingCountRefresh || refreshTotal)
+        if (!waitingByOwner.TryGetValue(ownerId, out var owner))
         {
-            var (ownerCount, total) = await store.CountWaitingAsync(ownerId, settings.MaxWaitingPerOwner, refreshTotal ? settings.MaxWaitingTotal : null, cancellationToken);
-            if (waitingByOwner.Count > 10_000)
-            {
-                waitingByOwner.Clear();
-            }
-
-            waitingByOwner[ownerId] = owner = new WaitingCount(ownerCount, now);
-            if (refreshTotal)
-            {
-                Interlocked.Exchange(ref totalWaiting, total);
-                totalCountedAt = now;
-            }
+            owner = await CountWaitingAsync(ownerId, cancellationToken);
+        }
+        else if ((IsStale(owner.CountedAtTicks) || IsStale(Volatile.Read(ref totalCountedAtTicks)))
+            && Interlocked.CompareExchange(ref owner.Recounting, 1, 0) == 0)
+        {
+            _ = RecountInBackgroundAsync(ownerId, owner);
         }
 
         if (Interlocked.Read(ref owner.Count) >= settings.MaxWaitingPerOwner)
@@ -176,6 +174,43 @@ public sealed class TaskSubmitter(
         return Interlocked.Read(ref totalWaiting) >= settings.MaxWaitingTotal
             ? $"The system has {settings.MaxWaitingTotal:N0} tasks waiting to run, the most it takes; try again shortly."
             : null;
+    }
+
+    private bool IsStale(long countedAtTicks) => time.GetUtcNow().UtcTicks - countedAtTicks >= options.Value.WaitingCountRefresh.Ticks;
+
+    private async Task<WaitingCount> CountWaitingAsync(string ownerId, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var now = time.GetUtcNow().UtcTicks;
+        var countTotal = IsStale(Volatile.Read(ref totalCountedAtTicks));
+        var (ownerCount, total) = await store.CountWaitingAsync(ownerId, settings.MaxWaitingPerOwner, countTotal ? settings.MaxWaitingTotal : null, cancellationToken);
+        if (waitingByOwner.Count > 10_000)
+        {
+            waitingByOwner.Clear();
+        }
+
+        var counted = waitingByOwner[ownerId] = new WaitingCount(ownerCount, now);
+        if (countTotal)
+        {
+            Interlocked.Exchange(ref totalWaiting, total);
+            Volatile.Write(ref totalCountedAtTicks, now);
+        }
+
+        return counted;
+    }
+
+    private async Task RecountInBackgroundAsync(string ownerId, WaitingCount stale)
+    {
+        try
+        {
+            await CountWaitingAsync(ownerId, CancellationToken.None);
+        }
+        catch (Exception exception)
+        {
+            // Keep answering from the last count; the next submission tries again.
+            Log.RecountFailed(logger, exception, ownerId);
+            Interlocked.Exchange(ref stale.Recounting, 0);
+        }
     }
 
     // A task this node just created counts until the next recount.
@@ -189,11 +224,13 @@ public sealed class TaskSubmitter(
         Interlocked.Increment(ref totalWaiting);
     }
 
-    private sealed class WaitingCount(long count, DateTimeOffset countedAt)
+    private sealed class WaitingCount(long count, long countedAtTicks)
     {
         public long Count = count;
 
-        public DateTimeOffset CountedAt { get; } = countedAt;
+        public int Recounting;
+
+        public long CountedAtTicks { get; } = countedAtTicks;
     }
 
     // Fields added later hash only when present, so earlier requests keep their hash.
@@ -202,4 +239,10 @@ public sealed class TaskSubmitter(
             $"{kind}\n{priority.ToApiName()}\n{timeout}\n{normalizedParameters}"
             + (callbackUrl is null ? "" : $"\n{callbackUrl}")
             + (runAt is null ? "" : $"\nrunAt={runAt.Value.ToUnixTimeMilliseconds()}"))));
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Counting the waiting tasks of {OwnerId} failed; the last count stays in use")]
+        public static partial void RecountFailed(ILogger logger, Exception exception, string ownerId);
+    }
 }

@@ -95,7 +95,7 @@ namespace TaskDashboard.Bench
                 Get("pg", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"),
                 int.Parse(Get("clients", "32"), CultureInfo.InvariantCulture),
                 int.Parse(Get("seconds", "15"), CultureInfo.InvariantCulture),
-                int.Parse(Get("warmup", "3"), CultureInfo.InvariantCulture),
+                int.Parse(Get("warmup", "10"), CultureInfo.InvariantCulture),
                 Get("out", "bench/results/submit.json"));
         }
     }
