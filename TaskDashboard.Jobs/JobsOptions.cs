@@ -53,6 +53,14 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ProgressRowInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Most live progress events written in one INSERT and commit; events reported at the same time in one process share one.</summary>
+    [Range(1, 1_000)]
+    public int ProgressBatchSize { get; set; } = 100;
+
+    /// <summary>Batches of live progress events one process may be writing at once.</summary>
+    [Range(1, 64)]
+    public int ProgressWriters { get; set; } = 2;
+
     /// <summary>Attempts a task gets before it ends Failed.</summary>
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 3;

@@ -23,7 +23,7 @@ public sealed class PermanentTaskException(string message) : Exception(message);
 /// describes a consistent prefix of the work.
 /// </remarks>
 public sealed class TaskExecutionContext(
-    TaskItem task, TaskLease lease, ArtifactStore artifacts, TaskStore store, TimeProvider timeProvider, JobsOptions options)
+    TaskItem task, TaskLease lease, ArtifactStore artifacts, TaskStore store, ProgressEventWriter progressEvents, TimeProvider timeProvider, JobsOptions options)
 {
     private string? lastStage = task.Stage;
     private long lastRowWrite;
@@ -59,7 +59,7 @@ public sealed class TaskExecutionContext(
         }
         else if (timeProvider.GetElapsedTime(lastEvent, now) >= options.ProgressEventInterval)
         {
-            held = await store.AppendProgressEventAsync(Lease, progress, stage, message, cancellationToken);
+            held = await progressEvents.AppendAsync(Lease, progress, stage, message, timeProvider.GetUtcNow(), cancellationToken);
             lastEvent = now;
         }
         else

@@ -21,6 +21,7 @@ public sealed class WorkerIdentity
 /// </summary>
 public sealed class TaskJob(
     TaskStore store,
+    ProgressEventWriter progressEvents,
     TaskKindRegistry kinds,
     ArtifactStore artifacts,
     WorkerIdentity worker,
@@ -63,7 +64,7 @@ public sealed class TaskJob(
         Log.Started(logger, taskId, task.Attempt, worker.Id);
         try
         {
-            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, store, timeProvider, settings), run.Token);
+            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, store, progressEvents, timeProvider, settings), run.Token);
             if (await store.SucceedAsync(lease, result, CancellationToken.None) is null)
             {
                 throw new LeaseLostException(taskId);

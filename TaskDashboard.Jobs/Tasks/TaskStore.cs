@@ -19,6 +19,9 @@ public sealed record NewTask(
     string? CallbackUrl = null,
     DateTimeOffset? RunAt = null);
 
+/// <summary>A live progress event to append for the attempt holding <paramref name="Lease"/>, stamped <paramref name="At"/>.</summary>
+public sealed record ProgressEventWrite(TaskLease Lease, int Progress, string? Stage, string? Message, DateTimeOffset At);
+
 /// <summary>Ended tasks in one time bucket: how many of each outcome, and the mean run time of the succeeded ones.</summary>
 public sealed record TaskBucket(DateTimeOffset At, long Succeeded, long Failed, long Cancelled, double MeanSeconds);
 
@@ -459,25 +462,47 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             cancellationToken) is not null;
 
     /// <summary>
-    /// Appends a progress event for the live feed without writing the task row (which is updated at
-    /// most ~2/s); false when the lease is lost.
+    /// Appends live progress events (see <see cref="Execution.ProgressEventWriter"/>) without writing
+    /// the task rows (which are updated at most ~2/s), in one statement and one commit; one result
+    /// per event, in order: false when that attempt's lease is lost. Two events of one task in a
+    /// batch get consecutive numbers in the order given.
     /// </summary>
-    public async Task<bool> AppendProgressEventAsync(TaskLease lease, int progress, string? stage, string? message, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<bool>> AppendProgressEventsAsync(IReadOnlyList<ProgressEventWrite> events, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand($"""
-            WITH logged AS (
+            WITH held AS (
+                SELECT r.*, t.state FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @ats)
+                    WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, created_at, ord)
+                JOIN dashboard.tasks t ON t.id = r.id AND t.state = 'Running' AND t.lease_owner = r.owner AND t.attempt = r.attempt),
+            logged AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
-                SELECT t.id, {NEXT.Replace("{t}", "t")}, 'progress', t.state, @progress, @stage, @message, @now
-                FROM dashboard.tasks t
-                WHERE t.id = @id AND t.state = 'Running' AND t.lease_owner = @owner AND t.attempt = @attempt
+                SELECT h.id,
+                    (SELECT coalesce(max(e.seq), 0) FROM dashboard.task_events e WHERE e.task_id = h.id)
+                        + row_number() OVER (PARTITION BY h.id ORDER BY h.ord),
+                    'progress', h.state, h.progress, h.stage, h.message, h.created_at
+                FROM held h
                 RETURNING task_id, seq, type, state, progress, stage, message, created_at),
             {Notify("logged")}
-            SELECT count(*) FROM notified
+            SELECT ord, (SELECT count(*) FROM notified) FROM held
             """);
-        AddLease(command.Parameters, lease);
-        AddProgress(command.Parameters, progress, stage, message);
-        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
-        return await WithSeqRetryAsync(async () => (long)(await command.ExecuteScalarAsync(cancellationToken))! == 1);
+        command.Parameters.AddWithValue("ids", events.Select(e => e.Lease.TaskId).ToArray());
+        command.Parameters.AddWithValue("owners", events.Select(e => e.Lease.Owner).ToArray());
+        command.Parameters.AddWithValue("attempts", events.Select(e => e.Lease.Attempt).ToArray());
+        command.Parameters.AddWithValue("progress", events.Select(e => (short)Math.Clamp(e.Progress, 0, 100)).ToArray());
+        command.Parameters.AddWithValue("stages", NpgsqlDbType.Array | NpgsqlDbType.Text, events.Select(e => e.Stage).ToArray());
+        command.Parameters.AddWithValue("messages", NpgsqlDbType.Array | NpgsqlDbType.Text, events.Select(e => e.Message).ToArray());
+        command.Parameters.AddWithValue("ats", events.Select(e => e.At).ToArray());
+        return await WithSeqRetryAsync(async () =>
+        {
+            var logged = new bool[events.Count];
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                logged[reader.GetInt64(0) - 1] = true;
+            }
+
+            return logged;
+        });
     }
 
     /// <summary>Stores the attempt's checkpoint together with its progress; false when the lease is lost.</summary>

@@ -17,6 +17,29 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
+    public async Task AppendProgressEvents_NumbersEventsOfOneTaskInOrder_AndRefusesOnlyTheLostLease_InOneBatch()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        await app.WaitForJobIdAsync(task.Id, Ct);
+        var running = await store.TryClaimAsync(task.Id, "worker-a", TimeSpan.FromMinutes(1), Ct);
+        var lease = new TaskLease(task.Id, "worker-a", running!.Attempt);
+        var now = DateTimeOffset.UtcNow;
+
+        var written = await store.AppendProgressEventsAsync(
+        [
+            new ProgressEventWrite(lease, 10, "Exporting", "first", now),
+            new ProgressEventWrite(lease with { Owner = "zombie" }, 99, "Exporting", "zombie", now),
+            new ProgressEventWrite(lease, 20, "Exporting", "second", now),
+        ], Ct);
+
+        Assert.Equal([true, false, true], written);
+        var progress = (await store.GetEventsAsync(task.Id, running.LastEventSeq, Ct)).Where(e => e.Type == "progress").ToList();
+        Assert.Equal(["first", "second"], progress.Select(e => e.Message));
+        Assert.Equal(progress[0].Seq + 1, progress[1].Seq);
+    }
+
+    [Fact]
     public async Task Zombie_CannotWriteProgressCheckpointOrResult_AfterItsLeaseWasTakenOver()
     {
         var store = app.Services.GetRequiredService<TaskStore>();
