@@ -668,8 +668,6 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             p => p.AddWithValue("jobId", jobId),
             cancellationToken) is not null;
 
-    private const string NEXT = "(SELECT coalesce(max(e.seq), 0) + 1 FROM dashboard.task_events e WHERE e.task_id = {t}.id)";
-
     private const string AppendError =
         "errors = errors || jsonb_build_array(jsonb_build_object('at', @now, 'attempt', attempt, 'message', @error))";
 
