@@ -128,18 +128,14 @@ public static class JobsExtensions
         return builder;
     }
 
-    // Our statements are few and repeated on every request: letting Npgsql prepare them saves
-    // PostgreSQL the parse and plan of the task CTEs each time, and since our code leaves no session
-    // state behind, skipping the reset on each return to the pool saves a round of work per request.
-    // A connection string that sets either keeps its own value.
     // A running job may hold a connection for its whole run (an export streams its rows) while its
     // progress, lease renewals and cancellation checks need another: with Npgsql's default pool of
     // 100 and 100 workers, those writes waited for a free connection (measured in bench/live: median
-    // 31 ms, p99 15 s, the pool's timeout). A connection string that sets the pool size keeps it.
-    private static string WithPoolForWorkers(string connectionString, JobsOptions options)
+    // 31 ms, p99 15 s, the pool's timeout). A connection string that sets a maximum pool size keeps it.
+    internal static string WithPoolForWorkers(string connectionString, JobsOptions options)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        if (options.RunServer && !connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase))
+        if (options.RunServer && !System.Text.RegularExpressions.Regex.IsMatch(connectionString, @"max(imum)?\s*pool\s*size", System.Text.RegularExpressions.RegexOptions.IgnoreCase))
         {
             builder.MaxPoolSize = Math.Max(builder.MaxPoolSize, 2 * options.WorkerCount + 20);
         }
@@ -147,6 +143,10 @@ public static class JobsExtensions
         return builder.ConnectionString;
     }
 
+    // Our statements are few and repeated on every request: letting Npgsql prepare them saves
+    // PostgreSQL the parse and plan of the task CTEs each time, and since our code leaves no session
+    // state behind, skipping the reset on each return to the pool saves a round of work per request.
+    // A connection string that sets either keeps its own value.
     private static string WithAutoPrepare(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);

@@ -8,8 +8,8 @@ namespace TaskDashboard.Jobs.Execution;
 /// Group commit for the live progress events of every attempt running in this process
 /// (<see cref="GroupCommit{TItem, TResult}"/>): events reported at the same time share one INSERT,
 /// one commit and one pass through PostgreSQL's notify lock. Each NOTIFY-ing commit holds that
-/// database-wide lock through its WAL flush, so a hundred exports appending ~1,000 events a second
-/// one commit each queued behind one another (measured in bench/live: 31 ms median per write).
+/// database-wide lock through its WAL flush, so ~1,000 events a second, one commit each, queue behind
+/// one another (bench/live, 100 exports: SSE p50 25.5 ms before batching, 20.7 ms after).
 /// </summary>
 public sealed class ProgressEventWriter(TaskStore store, IOptions<JobsOptions> options) : IAsyncDisposable
 {

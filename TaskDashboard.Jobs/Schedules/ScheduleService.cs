@@ -104,7 +104,8 @@ public sealed class ScheduleService(
 
 /// <summary>
 /// One firing of a schedule: submits a normal task for the schedule's owner. The idempotency key
-/// names the minute (or second) it fired for, so a doubled firing makes one task, not two.
+/// names the schedule and the second the run started, so the run job repeated within that second
+/// makes one task, not two (Hangfire fires each occurrence once; the job is not retried).
 /// </summary>
 public sealed class ScheduleRunJob(ScheduleStore store, TaskSubmitter submitter, TimeProvider time)
 {

@@ -341,7 +341,6 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
 
     private static string EscapeLike(string text) => text.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
 
-
     /// <summary>
     /// Claims a dispatched task whose time has come for a new attempt under a fresh lease. Returns
     /// null when it is not there to start: running under another lease, final, cancelled, not yet

@@ -23,8 +23,6 @@ public sealed class WebhookDispatcher(
     IOptionsMonitor<WebhookOptions> options,
     ILogger<WebhookDispatcher> logger) : BackgroundService
 {
-    private const int BatchSize = 50;
-
     public async Task<int> DispatchOnceAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -48,7 +46,7 @@ public sealed class WebhookDispatcher(
             FOR UPDATE SKIP LOCKED
             """, connection, transaction))
         {
-            select.Parameters.AddWithValue("limit", BatchSize);
+            select.Parameters.AddWithValue("limit", options.CurrentValue.DispatchBatchSize);
             await using var reader = await select.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -117,7 +115,7 @@ public sealed class WebhookDispatcher(
             try
             {
                 // A full batch means more are waiting: go again at once.
-                if (await DispatchOnceAsync(stoppingToken) == BatchSize)
+                if (await DispatchOnceAsync(stoppingToken) >= options.CurrentValue.DispatchBatchSize)
                 {
                     continue;
                 }

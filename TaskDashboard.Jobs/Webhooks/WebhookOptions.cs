@@ -49,6 +49,10 @@ public sealed class WebhookOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Due deliveries each process turns into jobs per transaction; a full batch is followed by the next at once.</summary>
+    [Range(1, 10_000)]
+    public int DispatchBatchSize { get; set; } = 50;
+
     /// <summary>A delivery whose attempt has not reported back after this long (its worker died) is tried again.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan InFlightTimeout { get; set; } = TimeSpan.FromMinutes(2);

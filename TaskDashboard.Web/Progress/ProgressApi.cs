@@ -5,6 +5,7 @@ using TaskDashboard.Jobs;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Web.Security;
+using TaskDashboard.Web.Tasks;
 
 namespace TaskDashboard.Web.Progress;
 
@@ -65,7 +66,7 @@ public static class ProgressApi
         var task = await store.GetAsync(context.User.TaskScope(), id, cancellationToken);
         if (task is null)
         {
-            return TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");
+            return TasksApi.TaskNotFound(id);
         }
 
         return new TaskEventStream(task, after, store, bus, options.Value);

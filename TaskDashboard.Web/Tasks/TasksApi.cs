@@ -295,6 +295,7 @@ public static class TasksApi
             enableRangeProcessing: true);
     }
 
-    private static ProblemHttpResult TaskNotFound(Guid id) =>
+    /// <summary>The 404 for a task that does not exist or belongs to someone else (the two look alike).</summary>
+    internal static ProblemHttpResult TaskNotFound(Guid id) =>
         TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");
 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Jobs.Webhooks;
 using TaskDashboard.Web.Security;
+using TaskDashboard.Web.Tasks;
 
 namespace TaskDashboard.Web.Webhooks;
 
@@ -25,7 +26,7 @@ public static class WebhooksApi
     {
         if (await tasks.GetAsync(user.TaskScope(), id, cancellationToken) is null)
         {
-            return TaskNotFound(id);
+            return TasksApi.TaskNotFound(id);
         }
 
         return TypedResults.Ok(await webhooks.ListForTaskAsync(id, cancellationToken));
@@ -37,7 +38,7 @@ public static class WebhooksApi
     {
         if (await tasks.GetAsync(user.TaskScope(), id, cancellationToken) is null)
         {
-            return TaskNotFound(id);
+            return TasksApi.TaskNotFound(id);
         }
 
         return await webhooks.RedeliverAsync(id, deliveryId, cancellationToken) is { } created
@@ -48,9 +49,6 @@ public static class WebhooksApi
     /// <summary>The signing secret receivers verify with (ops only).</summary>
     public static async Task<Ok<WebhookSecretResponse>> GetSecretAsync(WebhookSigner signer, CancellationToken cancellationToken) =>
         TypedResults.Ok(new WebhookSecretResponse(await signer.GetSecretAsync(cancellationToken)));
-
-    private static ProblemHttpResult TaskNotFound(Guid id) =>
-        TypedResults.Problem($"There is no task {id} that you can see.", statusCode: StatusCodes.Status404NotFound, title: "Task not found");
 }
 
 public sealed record WebhookSecretResponse(string Secret);
