@@ -12,7 +12,7 @@ public sealed record ReceivedWebhook(int Number, string Id, string Timestamp, st
 /// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
 {
-    private readonly HttpListener listener = new();
+    private readonly HttpListener listener;
     private readonly CancellationTokenSource stopping = new();
     private readonly Channel<ReceivedWebhook> arrivals = Channel.CreateUnbounded<ReceivedWebhook>();
     private readonly List<ReceivedWebhook> received = [];
@@ -24,16 +24,19 @@ public sealed class WebhookReceiver : IAsyncDisposable
         Respond = respond ?? (_ => Task.FromResult(200));
         for (var attempt = 0; ; attempt++)
         {
+            // A listener whose Start failed (the port was taken) is closed: try again with a new one.
             Port = Random.Shared.Next(20_000, 60_000);
-            listener.Prefixes.Clear();
-            listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
+            var candidate = new HttpListener();
+            candidate.Prefixes.Add($"http://127.0.0.1:{Port}/");
             try
             {
-                listener.Start();
+                candidate.Start();
+                listener = candidate;
                 break;
             }
             catch (HttpListenerException) when (attempt < 20)
             {
+                candidate.Close();
             }
         }
 

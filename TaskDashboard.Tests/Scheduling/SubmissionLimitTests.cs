@@ -63,4 +63,27 @@ public sealed class SubmissionLimitTests(LimitedApp app) : IClassFixture<Limited
         Assert.Contains("You have 2 tasks waiting", problem.GetProperty("detail").GetString());
         Assert.Equal(before, await app.CountTasksAsync(Ct));
     }
+
+    [Fact]
+    public async Task WaitingCap_LetsSubmissionsInAgain_OnceTheNodeHasRecountedAfterATaskLeft()
+    {
+        var (_, key) = await app.CreateUserAsync("returning", ops: false, Ct);
+        var client = app.CreateClientWithKey(key);
+        var first = await client.SubmitAsync("/api/exports", """{"delay":3600,"parameters":{}}""", Ct);
+        await client.SubmitAsync("/api/exports", """{"delay":3600,"parameters":{}}""", Ct);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await client.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{}}"""), Ct)).StatusCode);
+
+        await client.PostAsync($"/api/tasks/{first.Id}/cancel", null, Ct);
+
+        // The node recounts in the background once its count is older than Jobs:WaitingCountRefresh
+        // (1 s); a submission a second (the rate limit) gets in once it has.
+        var accepted = false;
+        for (var i = 0; i < 10 && !accepted; i++)
+        {
+            await Task.Delay(1100, Ct);
+            accepted = (await client.PostAsync("/api/exports", ApiClientExtensions.Json("""{"delay":3600,"parameters":{}}"""), Ct)).StatusCode == HttpStatusCode.Accepted;
+        }
+
+        Assert.True(accepted);
+    }
 }
