@@ -37,6 +37,14 @@ public sealed class JobsOptions
     [Range(1, 10_000)]
     public int DispatchBatchSize { get; set; } = 50;
 
+    /// <summary>
+    /// At most about this many tasks wait in Hangfire's queues at once, cluster-wide; a longer backlog
+    /// waits in the outbox (Pending, no job yet) and is enqueued, highest priority first, as workers
+    /// take jobs. 0 enqueues every task at once.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int DispatchAhead { get; set; } = 1000;
+
     /// <summary>Dispatch loops that may run at once in this process while a backlog lasts.</summary>
     [Range(1, 64)]
     public int DispatchConcurrency { get; set; } = 2;

@@ -51,19 +51,25 @@ public sealed class TaskDispatcher(
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
+        var limit = await RoomAheadAsync(connection, transaction, cancellationToken);
+        if (limit <= 0)
+        {
+            return 0;
+        }
+
         var free = await FreeSlotsAsync(connection, transaction, cancellationToken);
         var claimed = new List<(Guid Id, string Priority)>();
-        await using (var select = new NpgsqlCommand("""
+        await using (var select = new NpgsqlCommand($"""
             SELECT id, priority, kind FROM dashboard.tasks
             WHERE hangfire_job_id IS NULL
               AND (state = 'Pending' OR (state = 'Scheduled' AND scheduled_at <= now()))
               AND NOT (kind = ANY(@full))
-            ORDER BY created_at
+            ORDER BY {PriorityRank}, created_at
             LIMIT @limit
             FOR UPDATE SKIP LOCKED
             """, connection, transaction))
         {
-            select.Parameters.AddWithValue("limit", options.Value.DispatchBatchSize);
+            select.Parameters.AddWithValue("limit", limit);
             select.Parameters.AddWithValue("full", free.Where(f => f.Value <= 0).Select(f => f.Key).ToArray());
             await using var reader = await select.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
@@ -126,6 +132,32 @@ public sealed class TaskDispatcher(
 
         Log.Dispatched(logger, claimed.Count);
         return claimed.Count;
+    }
+
+    // The outbox is read highest priority first (migration 0009 indexes this expression): with a capped
+    // queue ahead of the workers, a critical task must not wait behind a backlog of low ones.
+    private const string PriorityRank = "CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'default' THEN 2 ELSE 3 END";
+
+    // How many tasks this pass may enqueue: the batch size, less what DispatchAhead leaves room for.
+    // Loops and nodes count at the same time, so the cap may be passed by a batch or two; it bounds
+    // Hangfire's queues (and the cost of creating jobs nobody can run yet), it is not a hard limit.
+    private async Task<int> RoomAheadAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var (batch, ahead) = (options.Value.DispatchBatchSize, options.Value.DispatchAhead);
+        if (ahead == 0)
+        {
+            return batch;
+        }
+
+        await using var count = new NpgsqlCommand("""
+            SELECT count(*)::int FROM (
+                SELECT 1 FROM dashboard.tasks
+                WHERE state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL
+                LIMIT @ahead) AS waiting
+            """, connection, transaction);
+        count.Parameters.AddWithValue("ahead", ahead);
+        var waiting = (int)(await count.ExecuteScalarAsync(cancellationToken))!;
+        return Math.Min(batch, ahead - waiting);
     }
 
     // Free slots per limited kind: the limit less the tasks running and those already enqueued.

@@ -49,6 +49,12 @@ public sealed class TaskJob(
             return;
         }
 
+        if (settings.DispatchAhead > 0)
+        {
+            // One place in Hangfire's capped queue just freed: let the next task in the outbox have it.
+            dispatcher.Wake();
+        }
+
         var lease = new TaskLease(task.Id, worker.Id, task.Attempt);
         if (!kinds.TryGet(task.Kind, out var kind))
         {
