@@ -29,6 +29,11 @@ public sealed class TaskDispatcher(
 {
     private readonly SemaphoreSlim wake = new(0, 1);
 
+    // Set when a pass found Hangfire's queues at Jobs:DispatchAhead: the loops then skip passes
+    // (submissions wake them thousands of times a second in a burst) until a worker of this process
+    // takes a job or the next poll looks again.
+    private volatile bool queueFull;
+
     /// <summary>Asks the dispatcher to run now (after a submission commits).</summary>
     public void Wake()
     {
@@ -45,6 +50,13 @@ public sealed class TaskDispatcher(
         }
     }
 
+    /// <summary>A worker of this process took a job: Hangfire's capped queue has room again.</summary>
+    public void JobTaken()
+    {
+        queueFull = false;
+        Wake();
+    }
+
     /// <summary>Enqueues one batch of undispatched tasks; returns how many it enqueued.</summary>
     public async Task<int> DispatchOnceAsync(CancellationToken cancellationToken)
     {
@@ -52,7 +64,8 @@ public sealed class TaskDispatcher(
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var limit = await RoomAheadAsync(connection, transaction, cancellationToken);
-        if (limit <= 0)
+        queueFull = limit <= 0;
+        if (queueFull)
         {
             return 0;
         }
@@ -199,7 +212,7 @@ public sealed class TaskDispatcher(
             var dispatched = 0;
             try
             {
-                dispatched = await DispatchOnceAsync(stoppingToken);
+                dispatched = queueFull ? 0 : await DispatchOnceAsync(stoppingToken);
                 failures = 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -222,7 +235,11 @@ public sealed class TaskDispatcher(
             var wait = options.Value.DispatchInterval * Math.Min(1 << Math.Min(failures, 5), 30);
             try
             {
-                await wake.WaitAsync(wait, stoppingToken);
+                if (!await wake.WaitAsync(wait, stoppingToken))
+                {
+                    // The poll: jobs taken by other processes' workers make room too.
+                    queueFull = false;
+                }
             }
             catch (OperationCanceledException)
             {

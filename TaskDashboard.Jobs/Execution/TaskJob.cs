@@ -52,7 +52,7 @@ public sealed class TaskJob(
         if (settings.DispatchAhead > 0)
         {
             // One place in Hangfire's capped queue just freed: let the next task in the outbox have it.
-            dispatcher.Wake();
+            dispatcher.JobTaken();
         }
 
         var lease = new TaskLease(task.Id, worker.Id, task.Attempt);
