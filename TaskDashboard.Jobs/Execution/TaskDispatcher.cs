@@ -29,10 +29,11 @@ public sealed class TaskDispatcher(
 {
     private readonly SemaphoreSlim wake = new(0, 1);
 
-    // Set when a pass found Hangfire's queues at Jobs:DispatchAhead: the loops then skip passes
-    // (submissions wake them thousands of times a second in a burst) until a worker of this process
-    // takes a job or the next poll looks again.
-    private volatile bool queueFull;
+    // When a pass last found Hangfire's queues at Jobs:DispatchAhead (Environment.TickCount64, 0 when
+    // not full): the loops then skip the passes that submissions wake thousands of times a second in a
+    // burst, until a worker of this process takes a job or a DispatchInterval has passed (workers of
+    // other processes make room too).
+    private long queueFullSince;
 
     /// <summary>Asks the dispatcher to run now (after a submission commits).</summary>
     public void Wake()
@@ -53,7 +54,7 @@ public sealed class TaskDispatcher(
     /// <summary>A worker of this process took a job: Hangfire's capped queue has room again.</summary>
     public void JobTaken()
     {
-        queueFull = false;
+        Interlocked.Exchange(ref queueFullSince, 0);
         Wake();
     }
 
@@ -64,8 +65,8 @@ public sealed class TaskDispatcher(
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var limit = await RoomAheadAsync(connection, transaction, cancellationToken);
-        queueFull = limit <= 0;
-        if (queueFull)
+        Interlocked.Exchange(ref queueFullSince, limit <= 0 ? Math.Max(1, Environment.TickCount64) : 0);
+        if (limit <= 0)
         {
             return 0;
         }
@@ -212,7 +213,7 @@ public sealed class TaskDispatcher(
             var dispatched = 0;
             try
             {
-                dispatched = queueFull ? 0 : await DispatchOnceAsync(stoppingToken);
+                dispatched = QueueStillFull() ? 0 : await DispatchOnceAsync(stoppingToken);
                 failures = 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -235,17 +236,19 @@ public sealed class TaskDispatcher(
             var wait = options.Value.DispatchInterval * Math.Min(1 << Math.Min(failures, 5), 30);
             try
             {
-                if (!await wake.WaitAsync(wait, stoppingToken))
-                {
-                    // The poll: jobs taken by other processes' workers make room too.
-                    queueFull = false;
-                }
+                await wake.WaitAsync(wait, stoppingToken);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
         }
+    }
+
+    private bool QueueStillFull()
+    {
+        var since = Interlocked.Read(ref queueFullSince);
+        return since != 0 && Environment.TickCount64 - since < options.Value.DispatchInterval.TotalMilliseconds;
     }
 
     private void TryDelete(string jobId)
