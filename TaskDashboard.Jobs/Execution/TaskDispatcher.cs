@@ -51,11 +51,14 @@ public sealed class TaskDispatcher(
         }
     }
 
-    /// <summary>A worker of this process took a job: Hangfire's capped queue has room again.</summary>
+    /// <summary>A worker of this process took a job: with Jobs:DispatchAhead, Hangfire's capped queue has room again.</summary>
     public void JobTaken()
     {
-        Interlocked.Exchange(ref queueFullSince, 0);
-        Wake();
+        if (options.Value.DispatchAhead > 0)
+        {
+            Interlocked.Exchange(ref queueFullSince, 0);
+            Wake();
+        }
     }
 
     /// <summary>Enqueues one batch of undispatched tasks; returns how many it enqueued.</summary>

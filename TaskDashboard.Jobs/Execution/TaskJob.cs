@@ -49,12 +49,7 @@ public sealed class TaskJob(
             return;
         }
 
-        if (settings.DispatchAhead > 0)
-        {
-            // One place in Hangfire's capped queue just freed: let the next task in the outbox have it.
-            dispatcher.JobTaken();
-        }
-
+        dispatcher.JobTaken();
         var lease = new TaskLease(task.Id, worker.Id, task.Attempt);
         if (!kinds.TryGet(task.Kind, out var kind))
         {

@@ -74,7 +74,8 @@ var report = new
     baseline,
     submissions,
     ratio,
-    outbox = new { tasks, dispatched, drained, drainSeconds, enqueueRatePerSecond = enqueueRate, enqueueRatio = enqueueRate / baseline.PerSecond },
+    // The enqueue rate means something only when every task got its job (Jobs:DispatchAhead=0).
+    outbox = new { tasks, dispatched, drained, drainSeconds, enqueueRatePerSecond = drained ? enqueueRate : (double?)null, enqueueRatio = drained ? enqueueRate / baseline.PerSecond : (double?)null },
     targets = new { minRatio = 0.5, maxP99Ms = 25.0 },
     met = ratio >= 0.5 && submissions.P99 < 25,
 };
