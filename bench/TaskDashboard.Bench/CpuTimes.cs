@@ -1,0 +1,21 @@
+using System.Globalization;
+
+namespace TaskDashboard.Bench;
+
+/// <summary>The machine's CPU time from /proc/stat: how busy all cores were between two readings.</summary>
+internal readonly record struct CpuTimes(long Busy, long Total)
+{
+    public static CpuTimes Read()
+    {
+        // "cpu  user nice system idle iowait irq softirq steal ..." (clock ticks, all cores together).
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+            .Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        var idle = fields[3] + fields[4];
+        var total = fields.Take(8).Sum();
+        return new CpuTimes(total - idle, total);
+    }
+
+    /// <summary>Share (0–1) of all cores' time spent busy since <paramref name="earlier"/>.</summary>
+    public double BusyShareSince(CpuTimes earlier) =>
+        Total == earlier.Total ? 0 : (double)(Busy - earlier.Busy) / (Total - earlier.Total);
+}
