@@ -43,6 +43,8 @@ public static class JobsExtensions
             .ValidateOnStart();
         var options = builder.Configuration.GetSection(JobsOptions.SectionName).Get<JobsOptions>() ?? new JobsOptions();
 
+        // The listeners' settings (keep-alive, reconnect backoff) apply to every LISTEN connection.
+        builder.Services.AddOptions<ProgressOptions>().BindConfiguration(ProgressOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithPoolForWorkers(WithAutoPrepare(connectionString), options)));
         builder.Services.AddSingleton<MigrationRunner>();
@@ -95,14 +97,21 @@ public static class JobsExtensions
         {
             SchemaName = "hangfire",
             QueuePollInterval = options.QueuePollInterval,
-            EnableLongPolling = options.LongPolling,
+            // Hangfire's own long polling leaves LISTEN on pooled connections; JobQueueWakeUp replaces it.
+            EnableLongPolling = false,
             UseSlidingInvisibilityTimeout = true,
         };
 
         // The storage and the job activator are registered here, per host, rather than taken from
         // Hangfire's process-wide statics (JobStorage.Current, JobActivator.Current), so that two
         // hosts in one process (tests) never run each other's jobs or use each other's database.
-        builder.Services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(hangfireConnection, storageOptions), storageOptions));
+        builder.Services.AddSingleton<JobQueueWakeUp>();
+        builder.Services.AddSingleton<JobStorage>(sp =>
+        {
+            var storage = new PostgreSqlStorage(new NpgsqlConnectionFactory(hangfireConnection, storageOptions), storageOptions);
+            sp.GetRequiredService<JobQueueWakeUp>().Install(storage, storageOptions, TaskPriorities.QueueNames, notifyOnEnqueue: options.LongPolling);
+            return storage;
+        });
         builder.Services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         builder.Services.AddHangfire(configuration => configuration
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
@@ -114,6 +123,12 @@ public static class JobsExtensions
 
         if (options.RunServer)
         {
+            if (options.LongPolling)
+            {
+                builder.Services.AddKeyedSingleton(JobWakeListener.ListenDataSourceKey, (_, _) => ListenDataSource(connectionString, JobWakeListener.ApplicationName));
+                builder.Services.AddHostedService<JobWakeListener>();
+            }
+
             builder.Services.AddHangfireServer(server =>
             {
                 server.WorkerCount = options.WorkerCount;
@@ -171,15 +186,16 @@ public static class JobsExtensions
     public static IHostApplicationBuilder AddTaskEvents(this IHostApplicationBuilder builder)
     {
         var connectionString = builder.Configuration.GetConnectionString(ConnectionStringName)!;
-        builder.Services.AddOptions<ProgressOptions>().BindConfiguration(ProgressOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        // LISTEN needs a connection of its own, outside the pool (a pooled one would be reset).
-        builder.Services.AddKeyedSingleton(TaskEventListener.ListenDataSourceKey, (_, _) => NpgsqlDataSource.Create(
-            new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, KeepAlive = 10, ApplicationName = TaskEventListener.ApplicationName }.ConnectionString));
+        builder.Services.AddKeyedSingleton(TaskEventListener.ListenDataSourceKey, (_, _) => ListenDataSource(connectionString, TaskEventListener.ApplicationName));
         builder.Services.AddSingleton<TaskEventBus>();
         builder.Services.AddSingleton<TaskEventListener>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskEventListener>());
         return builder;
     }
+
+    // LISTEN needs a connection of its own, outside the pool (a pooled one would be reset).
+    private static NpgsqlDataSource ListenDataSource(string connectionString, string applicationName) => NpgsqlDataSource.Create(
+        new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, KeepAlive = 10, ApplicationName = applicationName }.ConnectionString);
 
     /// <summary>The one registration point for a task kind.</summary>
     public static IServiceCollection AddTaskKind<TKind>(this IServiceCollection services) where TKind : class, ITaskKind

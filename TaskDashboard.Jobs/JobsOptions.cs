@@ -18,7 +18,10 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Wake idle workers through LISTEN/NOTIFY when a job is enqueued in another process.</summary>
+    /// <summary>
+    /// Wake idle workers through LISTEN/NOTIFY when a job is enqueued in another process (one listening
+    /// connection per worker process, <see cref="Execution.JobQueueWakeUp"/>); off, they find it at their next poll.
+    /// </summary>
     public bool LongPolling { get; set; } = true;
 
     /// <summary>Most submissions written in one INSERT and commit; concurrent submissions share one (group commit).</summary>

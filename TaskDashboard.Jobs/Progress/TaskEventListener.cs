@@ -1,25 +1,24 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using TaskDashboard.Jobs.Database;
 using TaskDashboard.Jobs.Tasks;
 
 namespace TaskDashboard.Jobs.Progress;
 
 /// <summary>
-/// Each node's one LISTEN connection on <see cref="TaskStore.EventChannel"/>. A dedicated connection
-/// (a pooled one would be reset), pinged when idle, reopened with backoff when it drops; after every
-/// (re)connect the bus catches up from the event log, because notifications sent while disconnected
-/// are gone.
+/// Each web node's one LISTEN connection on <see cref="TaskStore.EventChannel"/>
+/// (<see cref="ChannelListener"/>): notifications are handed to the bus in order by one pump, and
+/// after every (re)connect the bus catches up from the event log.
 /// </summary>
 public sealed class TaskEventListener(
     NpgsqlDataSource dataSource,
     [FromKeyedServices(TaskEventListener.ListenDataSourceKey)] NpgsqlDataSource listenSource,
     TaskEventBus bus,
     IOptions<ProgressOptions> options,
-    ILogger<TaskEventListener> logger) : BackgroundService
+    ILogger<TaskEventListener> logger) : ChannelListener(listenSource, options.Value, logger)
 {
     /// <summary>The listener connection's application_name in pg_stat_activity.</summary>
     public const string ApplicationName = "taskdashboard-listener";
@@ -32,87 +31,24 @@ public sealed class TaskEventListener(
         Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
     };
 
-    private NpgsqlConnection? current;
+    private readonly Channel<string> notifications = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>Times the listener (re)connected; for tests and health.</summary>
-    public int Connections { get; private set; }
+    protected override string ChannelName => TaskStore.EventChannel;
 
     /// <summary>Breaks the current LISTEN connection (for tests of reconnect and catch-up).</summary>
-    public async Task DropConnectionAsync()
-    {
-        if (current is { } connection)
-        {
-            await using var admin = dataSource.CreateCommand("SELECT pg_terminate_backend(@pid)");
-            admin.Parameters.AddWithValue("pid", connection.ProcessID);
-            await admin.ExecuteNonQueryAsync();
-        }
-    }
+    public Task DropConnectionAsync() => DropConnectionAsync(dataSource);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var settings = options.Value;
-        var backoff = settings.ListenerBackoff;
-        var notifications = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
         var pump = PumpAsync(notifications.Reader, stoppingToken);
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await using var connection = await OpenListeningConnectionAsync(stoppingToken);
-                connection.Notification += (_, e) => notifications.Writer.TryWrite(e.Payload);
-                current = connection;
-                Connections++;
-                backoff = settings.ListenerBackoff;
-                await bus.CatchUpAsync(stoppingToken);
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    if (!await connection.WaitAsync(settings.ListenerKeepAlive, stoppingToken))
-                    {
-                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
-                        await ping.ExecuteNonQueryAsync(stoppingToken);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception exception)
-            {
-                logger.LogWarning(exception, "The event listener lost its connection; reconnecting in {Backoff}", backoff);
-                current = null;
-                try
-                {
-                    await Task.Delay(backoff, stoppingToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, settings.ListenerMaxBackoff.Ticks));
-            }
-        }
-
+        await base.ExecuteAsync(stoppingToken);
         notifications.Writer.TryComplete();
         await pump;
     }
 
-    private async Task<NpgsqlConnection> OpenListeningConnectionAsync(CancellationToken cancellationToken)
-    {
-        var connection = await listenSource.OpenConnectionAsync(cancellationToken);
-        try
-        {
-            await using var listen = new NpgsqlCommand($"LISTEN {TaskStore.EventChannel}", connection);
-            await listen.ExecuteNonQueryAsync(cancellationToken);
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
+    protected override Task OnListeningAsync(CancellationToken cancellationToken) => bus.CatchUpAsync(cancellationToken);
+
+    protected override void OnNotification(string payload) => notifications.Writer.TryWrite(payload);
 
     private async Task PumpAsync(ChannelReader<string> notifications, CancellationToken stoppingToken)
     {

@@ -1,0 +1,49 @@
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Jobs;
+
+/// <summary>
+/// A worker-only process that polls Hangfire's queue only every five minutes and dispatches nothing
+/// itself: a job enqueued by another process can only start soon because the enqueue's NOTIFY wakes it,
+/// also after its listening connection was killed, and no connection is left listening for
+/// Hangfire.PostgreSql's own long polling.
+/// </summary>
+[Collection(AppCollection.Name)]
+public sealed class JobWakeUpTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task AJobEnqueuedElsewhere_WakesAnIdleWorker_LongBeforeItsNextPoll()
+    {
+        await using var worker = WorkerProcess.Start(app, new Dictionary<string, string>
+        {
+            ["Jobs:QueuePollInterval"] = "00:05:00",
+            ["Jobs:DispatchInterval"] = "00:05:00",
+        });
+        await TaskDashboardApp.WaitUntilAsync(async () => await CountAsync($"application_name = '{JobWakeListener.ApplicationName}'") == 1, "the worker's wake-up listener", Ct);
+        // Its workers looked at the (empty) queue once when they started and now wait.
+        await Task.Delay(TimeSpan.FromSeconds(1), Ct);
+        var client = app.CreateClient();
+
+        var first = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        var firstDone = await app.WaitForStateAsync(client, first.Id, TaskState.Succeeded, Ct, TimeSpan.FromSeconds(20));
+
+        Assert.Equal(1, await CountAsync($"application_name = '{JobWakeListener.ApplicationName}'", "count(pg_terminate_backend(pid))"));
+        var second = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        var secondDone = await app.WaitForStateAsync(client, second.Id, TaskState.Succeeded, Ct, TimeSpan.FromSeconds(20));
+
+        Assert.Equal(TaskState.Succeeded, firstDone.Status);
+        Assert.Equal(TaskState.Succeeded, secondDone.Status);
+        Assert.Equal(0, await CountAsync("query = 'LISTEN new_job'"));
+        Assert.False(worker.HasExited);
+    }
+
+    private async Task<long> CountAsync(string condition, string count = "count(*)")
+    {
+        await using var command = app.Database.CreateCommand($"SELECT {count} FROM pg_stat_activity WHERE datname = current_database() AND {condition}");
+        return (long)(await command.ExecuteScalarAsync(Ct))!;
+    }
+}
