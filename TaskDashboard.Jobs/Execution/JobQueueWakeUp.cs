@@ -40,7 +40,20 @@ public sealed class JobQueueWakeUp
     {
         public IPersistentJobQueue GetJobQueue() => new Queue(inner.GetJobQueue(), wakeUp, notifyOnEnqueue);
 
-        public IPersistentJobQueueMonitoringApi GetJobQueueMonitoringApi() => inner.GetJobQueueMonitoringApi();
+        public IPersistentJobQueueMonitoringApi GetJobQueueMonitoringApi() => new Monitoring(inner.GetJobQueueMonitoringApi());
+    }
+
+    // The dashboard lists the queues of every provider, and both this one and the default one read
+    // the same table: only the default one lists them, this one answers for its queues when asked.
+    private sealed class Monitoring(IPersistentJobQueueMonitoringApi inner) : IPersistentJobQueueMonitoringApi
+    {
+        public IEnumerable<string> GetQueues() => [];
+
+        public IEnumerable<long> GetEnqueuedJobIds(string queue, int from, int perPage) => inner.GetEnqueuedJobIds(queue, from, perPage);
+
+        public IEnumerable<long> GetFetchedJobIds(string queue, int from, int perPage) => inner.GetFetchedJobIds(queue, from, perPage);
+
+        public EnqueuedAndFetchedCountDto GetEnqueuedAndFetchedCount(string queue) => inner.GetEnqueuedAndFetchedCount(queue);
     }
 
     private sealed class Queue(IPersistentJobQueue inner, JobQueueWakeUp wakeUp, bool notifyOnEnqueue) : IPersistentJobQueue

@@ -1,3 +1,5 @@
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
@@ -7,8 +9,8 @@ namespace TaskDashboard.Tests.Jobs;
 /// <summary>
 /// A worker-only process that polls Hangfire's queue only every five minutes and dispatches nothing
 /// itself: a job enqueued by another process can only start soon because the enqueue's NOTIFY wakes it,
-/// also after its listening connection was killed, and no connection is left listening for
-/// Hangfire.PostgreSql's own long polling.
+/// also after its listening connection was killed; no connection is left listening for
+/// Hangfire.PostgreSql's own long polling, and Hangfire's dashboard lists each queue once.
 /// </summary>
 [Collection(AppCollection.Name)]
 public sealed class JobWakeUpTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
@@ -35,10 +37,21 @@ public sealed class JobWakeUpTests(TaskDashboardApp app) : IClassFixture<TaskDas
         var second = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
         var secondDone = await app.WaitForStateAsync(client, second.Id, TaskState.Succeeded, Ct, TimeSpan.FromSeconds(20));
 
+        var listeningForHangfire = await CountAsync("query = 'LISTEN new_job'");
+
+        // With no worker left, a third task's job stays queued: Hangfire's dashboard (/hangfire) lists
+        // its queue once (both queue providers read the same table), with the job in it.
+        worker.Kill();
+        await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        var monitoring = app.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(monitoring.Queues().Any(q => q.Length > 0)), "the third job to be queued", Ct);
+        var queues = monitoring.Queues();
+
+        Assert.Equal(queues.Select(q => q.Name).Distinct(), queues.Select(q => q.Name));
+        Assert.Equal(1, queues.Single(q => q.Name == TaskPriority.Default.QueueName()).Length);
         Assert.Equal(TaskState.Succeeded, firstDone.Status);
         Assert.Equal(TaskState.Succeeded, secondDone.Status);
-        Assert.Equal(0, await CountAsync("query = 'LISTEN new_job'"));
-        Assert.False(worker.HasExited);
+        Assert.Equal(0, listeningForHangfire);
     }
 
     private async Task<long> CountAsync(string condition, string count = "count(*)")
