@@ -13,7 +13,7 @@ namespace TaskDashboard.Jobs.Progress;
 public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> options)
 {
     private readonly ConcurrentDictionary<Guid, TaskFeed> feeds = new();
-    private readonly ConcurrentDictionary<string, List<TaskEventSubscription>> ownerFeeds = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, HashSet<TaskEventSubscription>> ownerFeeds = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, string> owners = new();
     private DateTimeOffset lastCaughtUp = DateTimeOffset.UtcNow;
 
@@ -202,7 +202,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         var all = ownerFeeds.TryGetValue(AllOwners, out var allList) ? Copy(allList) : [];
         return owner.Length + all.Length == 0 ? null : [.. owner, .. all];
 
-        static TaskEventSubscription[] Copy(List<TaskEventSubscription> list)
+        static TaskEventSubscription[] Copy(HashSet<TaskEventSubscription> list)
         {
             lock (list)
             {
@@ -237,7 +237,9 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     {
         public Guid TaskId { get; } = taskId;
 
-        public List<TaskEventSubscription> Subscribers { get; } = [];
+        // A set: 20,000 streams on one task leave at once when it ends, and removal from a list is
+        // linear (bench/subscribers: 4 % of the node's CPU in List.RemoveAt).
+        public HashSet<TaskEventSubscription> Subscribers { get; } = [];
 
         public long LastSeq { get; set; }
 

@@ -18,4 +18,14 @@ internal readonly record struct CpuTimes(long Busy, long Total)
     /// <summary>Share (0–1) of all cores' time spent busy since <paramref name="earlier"/>.</summary>
     public double BusyShareSince(CpuTimes earlier) =>
         Total == earlier.Total ? 0 : (double)(Busy - earlier.Busy) / (Total - earlier.Total);
+
+    /// <summary>CPU seconds (user + system, all threads) a process has used so far, from /proc/[pid]/stat.</summary>
+    public static double ProcessSeconds(int pid)
+    {
+        // Fields after the command name (which is in parentheses and may hold spaces): state is
+        // field 3, utime and stime fields 14 and 15, in clock ticks of 1/100 s.
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
 }
