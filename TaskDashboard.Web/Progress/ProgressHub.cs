@@ -36,11 +36,22 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
             throw new HubException("afterSeq must not be negative.");
         }
 
+        // The group's live events are held back for this caller until the replay of the log is sent,
+        // so that it gets every event once and in order (a live event must not overtake the replay).
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
-        forwarder.Join(Context.ConnectionId, Group(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq));
-        foreach (var taskEvent in await store.GetEventsAsync(taskId, afterSeq ?? task.LastEventSeq, Context.ConnectionAborted))
+        forwarder.Join(Context.ConnectionId, Group(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq), holdLive: true);
+        var sent = afterSeq ?? task.LastEventSeq;
+        try
         {
-            await HubTaskForwarder.SendAsync(Clients.Caller, taskEvent);
+            foreach (var taskEvent in await store.GetEventsAsync(taskId, sent, Context.ConnectionAborted))
+            {
+                await HubTaskForwarder.SendAsync(Clients.Caller, taskEvent);
+                sent = taskEvent.Seq;
+            }
+        }
+        finally
+        {
+            await forwarder.ReleaseHeldAsync(Context.ConnectionId, Group(taskId), Clients.Caller, sent);
         }
 
         return TaskEventStream.Snapshot(task);
@@ -87,7 +98,12 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
     private readonly Dictionary<string, Forward> forwards = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> byConnection = new(StringComparer.Ordinal);
 
-    public void Join(string connectionId, string group, Func<TaskEventBus, TaskEventSubscription> subscribe)
+    /// <summary>
+    /// Adds the connection to the group's forward (subscribing the group when it is the first). With
+    /// <paramref name="holdLive"/> the group's events are held back for this connection, not sent
+    /// to it, until <see cref="ReleaseHeldAsync"/>.
+    /// </summary>
+    public void Join(string connectionId, string group, Func<TaskEventBus, TaskEventSubscription> subscribe, bool holdLive = false)
     {
         lock (gate)
         {
@@ -96,18 +112,66 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
                 byConnection[connectionId] = groups = new(StringComparer.Ordinal);
             }
 
-            if (!groups.Add(group))
-            {
-                return;
-            }
-
             if (!forwards.TryGetValue(group, out var forward))
             {
                 forwards[group] = forward = new Forward(subscribe(bus));
                 _ = PumpAsync(group, forward);
             }
 
-            forward.Connections++;
+            if (groups.Add(group))
+            {
+                forward.Connections++;
+            }
+
+            if (holdLive)
+            {
+                forward.Held[connectionId] = [];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends the connection the events held back for it that come after <paramref name="sentUpTo"/>,
+    /// in order, then lets the group's events reach it again. The last events are sent while still
+    /// holding, so none sent to the group afterwards can overtake them.
+    /// </summary>
+    public async Task ReleaseHeldAsync(string connectionId, string group, IProgressClient caller, long sentUpTo)
+    {
+        try
+        {
+            while (true)
+            {
+                List<TaskEvent> held;
+                lock (gate)
+                {
+                    if (!forwards.TryGetValue(group, out var forward) || !forward.Held.TryGetValue(connectionId, out var pending) || pending.Count == 0)
+                    {
+                        forward?.Held.Remove(connectionId);
+                        return;
+                    }
+
+                    held = [.. pending];
+                    pending.Clear();
+                }
+
+                foreach (var taskEvent in held.Where(e => e.Seq > sentUpTo))
+                {
+                    await SendAsync(caller, taskEvent);
+                    sentUpTo = taskEvent.Seq;
+                }
+            }
+        }
+        catch
+        {
+            lock (gate)
+            {
+                if (forwards.TryGetValue(group, out var forward))
+                {
+                    forward.Held.Remove(connectionId);
+                }
+            }
+
+            throw;
         }
     }
 
@@ -117,7 +181,7 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         {
             if (byConnection.TryGetValue(connectionId, out var groups) && groups.Remove(group))
             {
-                Release(group);
+                Release(group, connectionId);
             }
         }
     }
@@ -130,7 +194,7 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
             {
                 foreach (var group in groups)
                 {
-                    Release(group);
+                    Release(group, connectionId);
                 }
             }
         }
@@ -155,9 +219,15 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         }
     }
 
-    private void Release(string group)
+    private void Release(string group, string connectionId)
     {
-        if (forwards.TryGetValue(group, out var forward) && --forward.Connections == 0)
+        if (!forwards.TryGetValue(group, out var forward))
+        {
+            return;
+        }
+
+        forward.Held.Remove(connectionId);
+        if (--forward.Connections == 0)
         {
             forwards.Remove(group);
             forward.Subscription.Dispose();
@@ -170,7 +240,20 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         {
             await foreach (var taskEvent in forward.Subscription.Reader.ReadAllAsync())
             {
-                await SendAsync(hub.Clients.Group(group), taskEvent);
+                string[]? holding = null;
+                lock (gate)
+                {
+                    if (forward.Held.Count > 0)
+                    {
+                        holding = [.. forward.Held.Keys];
+                        foreach (var pending in forward.Held.Values)
+                        {
+                            pending.Add(taskEvent);
+                        }
+                    }
+                }
+
+                await SendAsync(holding is null ? hub.Clients.Group(group) : hub.Clients.GroupExcept(group, holding), taskEvent);
             }
         }
         catch (Exception exception)
@@ -184,5 +267,8 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         public TaskEventSubscription Subscription { get; } = subscription;
 
         public int Connections { get; set; }
+
+        /// <summary>Connections still being sent their replay, and the group's events held back for each.</summary>
+        public Dictionary<string, List<TaskEvent>> Held { get; } = new(StringComparer.Ordinal);
     }
 }

@@ -1,0 +1,75 @@
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+using TaskDashboard.Web.Progress;
+
+namespace TaskDashboard.Tests.Progress;
+
+/// <summary>The app on a real Kestrel port without workers: the test writes a task's events itself.</summary>
+public sealed class KestrelApp : TaskDashboardApp
+{
+    public KestrelApp() => UseKestrel(0);
+}
+
+[Collection(AppCollection.Name)]
+public sealed class HubReplayTests(KestrelApp app) : IClassFixture<KestrelApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Subscribing_WhileEventsKeepComing_DeliversTheReplayAndTheLiveEventsOnceAndInOrder()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var client = app.CreateClient();
+        var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        await app.WaitForJobIdAsync(task.Id, Ct);
+        var claimed = (await store.TryClaimAsync(task.Id, "replay-test", TimeSpan.FromMinutes(5), Ct))!;
+        var lease = new TaskLease(task.Id, "replay-test", claimed.Attempt);
+        var progress = 0;
+        Task<IReadOnlyList<bool>> AppendAsync(int count) => store.AppendProgressEventsAsync(
+            [.. Enumerable.Range(0, count).Select(_ => new ProgressEventWrite(lease, ++progress % 100, "Exporting", $"report {progress}", DateTimeOffset.UtcNow))], Ct);
+
+        // A long log to replay, and new events logged (and announced) while the replay is being sent.
+        for (var i = 0; i < 20; i++)
+        {
+            await AppendAsync(100);
+        }
+
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
+        using var stopLive = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var live = Task.Run(async () =>
+        {
+            while (!stopLive.IsCancellationRequested)
+            {
+                await AppendAsync(1);
+                await Task.Delay(2, Ct);
+            }
+        }, Ct);
+        await watcher.Connection.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, 0L, Ct);
+        await Task.Delay(300, Ct);
+        await stopLive.CancelAsync();
+        await live;
+        var last = (await store.GetEventsAsync(task.Id, 0, Ct))[^1].Seq;
+
+        // A client that keeps the last seq it has seen drops anything at or below it: arrival order matters.
+        var seen = new List<long>();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await foreach (var data in watcher.Events.ReadAllAsync(timeout.Token))
+        {
+            if (data.Seq > (seen.Count == 0 ? 0 : seen[^1]))
+            {
+                seen.Add(data.Seq);
+            }
+
+            if (data.Seq == last)
+            {
+                break;
+            }
+        }
+
+        Assert.True(last > 2_001, "no event was logged during the replay");
+        Assert.Equal(Enumerable.Range(1, (int)last).Select(i => (long)i), seen);
+    }
+}
