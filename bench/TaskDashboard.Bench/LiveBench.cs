@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 namespace TaskDashboard.Bench;
 
 /// <summary>
-/// Job-to-client latency of live progress: many exports reporting at once on a worker process,
+/// Job-to-client latency of live progress: many exports (or reports) reporting at once on a worker process,
 /// each watched over SSE and over SignalR on a web node, against clients polling GET /api/tasks/{id}
 /// every 2 s (the classic baseline). Latency = receive time − the event's timestamp (same clock).
 /// </summary>
@@ -25,6 +25,21 @@ internal static class LiveBench
         var days = int.Parse(values.GetValueOrDefault("days", "10"), Invariant);
         // Each export pauses this long after every batch (its progress report): the pace of the work.
         var throttleMs = int.Parse(values.GetValueOrDefault("throttle-ms", "100"), Invariant);
+        // --kind report: reports instead, each summing this many months after the seeded year (no
+        // orders, so the job's work is its pause: Report:PartitionDelay, which bench/live sets from
+        // --throttle-ms): the pipeline's latency without the exports' load on the same cores.
+        var kind = values.GetValueOrDefault("kind", "export");
+        var months = int.Parse(values.GetValueOrDefault("months", "120"), Invariant);
+        var (path, body, load) = kind switch
+        {
+            "export" => ("/api/exports",
+                $$$"""{"parameters":{"from":"2025-01-01","to":"{{{new DateOnly(2025, 1, 1).AddDays(days - 1):yyyy-MM-dd}}}","throttleMs":{{{throttleMs}}}}}""",
+                $"{jobs} exports of {days} days, {throttleMs} ms pause per batch"),
+            "report" => ("/api/reports",
+                $$$"""{"parameters":{"from":"2030-01-01","to":"{{{new DateOnly(2030, 1, 1).AddMonths(months).AddDays(-1):yyyy-MM-dd}}}","format":"csv"}}""",
+                $"{jobs} reports of {months} months without orders, {throttleMs} ms pause per month"),
+            _ => throw new ArgumentException("--kind is export or report."),
+        };
         var output = values.GetValueOrDefault("out", "bench/results/live.json");
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 10_000 };
         using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan }.Authorize();
@@ -35,14 +50,14 @@ internal static class LiveBench
         for (var round = 1; round <= warmups; round++)
         {
             var started = Stopwatch.GetTimestamp();
-            await RunRoundAsync(http, url, jobs, days, throttleMs);
+            await RunRoundAsync(http, url, jobs, path, body);
             Console.WriteLine(string.Create(Invariant, $"warm-up round {round}: {Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s"));
         }
 
         Console.WriteLine(string.Create(Invariant, $"measured round starts at {DateTimeOffset.UtcNow:HH:mm:ss.fff}"));
         var cpuBefore = CpuTimes.Read();
         var roundStarted = Stopwatch.GetTimestamp();
-        var (sse, signalR, polling) = await RunRoundAsync(http, url, jobs, days, throttleMs);
+        var (sse, signalR, polling) = await RunRoundAsync(http, url, jobs, path, body);
         var roundSeconds = Stopwatch.GetElapsedTime(roundStarted).TotalSeconds;
         var busy = CpuTimes.Read().BusyShareSince(cpuBefore);
         var rows = new[] { ("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling) };
@@ -54,15 +69,17 @@ internal static class LiveBench
             Console.WriteLine(string.Create(Invariant, $"| {name,-30} | {latencies.Count,11} | {Percentile(latencies, 0.50),8:F1} | {Percentile(latencies, 0.99),8:F1} |"));
         }
 
-        Console.WriteLine(string.Create(Invariant, $"{jobs} exports of {days} days, {throttleMs} ms pause per batch, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
+        Console.WriteLine(string.Create(Invariant, $"{load}, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
         Console.WriteLine("targets: p50 <= 3 ms, p99 <= 15 ms on loopback");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
         {
             benchmark = "live",
             at = DateTimeOffset.UtcNow,
+            kind,
             jobs,
-            days,
+            days = kind == "export" ? days : (int?)null,
+            months = kind == "report" ? months : (int?)null,
             throttleMs,
             warmupRounds = warmups,
             roundSeconds,
@@ -73,14 +90,12 @@ internal static class LiveBench
         Console.WriteLine($"JSON: {output}");
     }
 
-    private static async Task<(List<double> Sse, List<double> SignalR, List<double> Polling)> RunRoundAsync(HttpClient http, Uri url, int jobs, int days, int throttleMs)
+    private static async Task<(List<double> Sse, List<double> SignalR, List<double> Polling)> RunRoundAsync(HttpClient http, Uri url, int jobs, string path, string body)
     {
         var ids = new List<string>();
-        var to = new DateOnly(2025, 1, 1).AddDays(days - 1).ToString("yyyy-MM-dd", Invariant);
         for (var i = 0; i < jobs; i++)
         {
-            var response = await http.PostAsync("/api/exports", new StringContent(
-                $$$"""{"parameters":{"from":"2025-01-01","to":"{{{to}}}","throttleMs":{{{throttleMs}}}}}""", System.Text.Encoding.UTF8, "application/json"));
+            var response = await http.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
             response.EnsureSuccessStatusCode();
             ids.Add((await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
         }
