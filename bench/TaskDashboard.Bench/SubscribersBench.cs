@@ -46,69 +46,76 @@ internal static class SubscribersBench
         // Each round's export is submitted with this delay (s), so that it starts only after every
         // stream has connected; one worker process runs all rounds, warm after the first.
         var startDelay = int.Parse(values.GetValueOrDefault("start-delay", "30"), Invariant);
-        var worker = ExportBench.StartWorker(values["web"], values["cs"], values["artifacts"], 1);
-        var perSubscriberKb = 0.0;
-        var (rssBefore, rssHeld, connectSeconds, finished) = (0.0, 0.0, 0.0, 0);
-        var (webCpuUs, clientCpuUs) = (0.0, 0.0);
-        var latencies = new List<double>();
-        var perEvent = new List<(int Round, long Seq, double P50, double Max)>();
-        for (var round = 1; round <= rounds; round++)
+        using var worker = ExportBench.StartWorker(values["web"], values["cs"], values["artifacts"], 1);
+        try
         {
-            GC.Collect();
-            await Task.Delay(1000);
-            var before = ExportBench.ReadStatusMb(webPid, "VmRSS");
-            var result = await RunRoundAsync(http, url, http2, count, webPid, startDelay);
-            (connectSeconds, finished, webCpuUs, clientCpuUs) = (result.ConnectSeconds, result.Finished, result.WebCpuUs, result.ClientCpuUs);
-            var measured = round > 1 || rounds == 1;
-            if (round == 1)
+            var perSubscriberKb = 0.0;
+            var (rssBefore, rssHeld, connectSeconds, finished) = (0.0, 0.0, 0.0, 0);
+            var (webCpuUs, clientCpuUs) = (0.0, 0.0);
+            var latencies = new List<double>();
+            var perEvent = new List<(int Round, long Seq, double P50, double Max)>();
+            for (var round = 1; round <= rounds; round++)
             {
-                (rssBefore, rssHeld) = (before, result.HeldMb);
-                perSubscriberKb = (rssHeld - rssBefore) * 1024 / count;
-                Console.WriteLine(string.Create(Invariant, $"{count} SSE streams over {(http2 ? "HTTP/2" : "HTTP/1.1")} connected in {connectSeconds:F1} s; web node RSS {rssBefore:F0} MB -> {rssHeld:F0} MB = {perSubscriberKb:F1} KB per subscriber"));
-            }
-
-            foreach (var (seq, ofEvent) in result.BySeq.OrderBy(e => e.Key))
-            {
-                ofEvent.Sort();
-                perEvent.Add((round, seq, ofEvent[ofEvent.Count / 2], ofEvent[^1]));
-                if (measured)
+                GC.Collect();
+                await Task.Delay(1000);
+                var before = ExportBench.ReadStatusMb(webPid, "VmRSS");
+                var result = await RunRoundAsync(http, url, http2, count, webPid, startDelay);
+                (connectSeconds, finished, webCpuUs, clientCpuUs) = (result.ConnectSeconds, result.Finished, result.WebCpuUs, result.ClientCpuUs);
+                var measured = round > 1 || rounds == 1;
+                if (round == 1)
                 {
-                    latencies.AddRange(ofEvent);
+                    (rssBefore, rssHeld) = (before, result.HeldMb);
+                    perSubscriberKb = (rssHeld - rssBefore) * 1024 / count;
+                    Console.WriteLine(string.Create(Invariant, $"{count} SSE streams over {(http2 ? "HTTP/2" : "HTTP/1.1")} connected in {connectSeconds:F1} s; web node RSS {rssBefore:F0} MB -> {rssHeld:F0} MB = {perSubscriberKb:F1} KB per subscriber"));
                 }
+
+                foreach (var (seq, ofEvent) in result.BySeq.OrderBy(e => e.Key))
+                {
+                    ofEvent.Sort();
+                    perEvent.Add((round, seq, ofEvent[ofEvent.Count / 2], ofEvent[^1]));
+                    if (measured)
+                    {
+                        latencies.AddRange(ofEvent);
+                    }
+                }
+
+                Console.WriteLine(string.Create(Invariant, $"round {round}{(measured ? "" : " (warm-up)")}: CPU per delivery: node {result.WebCpuUs:F1} µs, client {result.ClientCpuUs:F1} µs; per event p50/max ms: {string.Join(", ", perEvent.Where(e => e.Round == round).Select(e => $"#{e.Seq} {e.P50:F0}/{e.Max:F0}"))}"));
             }
 
-            Console.WriteLine(string.Create(Invariant, $"round {round}{(measured ? "" : " (warm-up)")}: CPU per delivery: node {result.WebCpuUs:F1} µs, client {result.ClientCpuUs:F1} µs; per event p50/max ms: {string.Join(", ", perEvent.Where(e => e.Round == round).Select(e => $"#{e.Seq} {e.P50:F0}/{e.Max:F0}"))}"));
+            latencies.Sort();
+            double At(double q) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
+            Console.WriteLine($"| {"subscribers",11} | {"protocol",8} | {"KB each",8} | {"deliveries",10} | {"p50 ms",7} | {"p99 ms",7} | {"max ms",7} | {"node µs/delivery",16} |");
+            Console.WriteLine("|-------------|----------|----------|------------|---------|---------|---------|------------------|");
+            Console.WriteLine(string.Create(Invariant, $"| {count,11} | {(http2 ? "HTTP/2" : "HTTP/1.1"),8} | {perSubscriberKb,8:F1} | {latencies.Count,10} | {At(0.5),7:F1} | {At(0.99),7:F1} | {At(1),7:F1} | {webCpuUs,16:F1} |"));
+            Console.WriteLine("targets: 20,000 subscribers at <= 32 KB each, p99 delivery <= 250 ms");
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+            await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
+            {
+                benchmark = "subscribers",
+                at = DateTimeOffset.UtcNow,
+                subscribers = count,
+                rounds,
+                protocol = http2 ? "HTTP/2" : "HTTP/1.1",
+                connectSeconds,
+                rssBeforeMb = rssBefore,
+                rssHeldMb = rssHeld,
+                perSubscriberKb,
+                deliveries = latencies.Count,
+                p50Ms = At(0.5),
+                p99Ms = At(0.99),
+                maxMs = At(1),
+                finishedStreams = finished,
+                nodeCpuUsPerDelivery = webCpuUs,
+                clientCpuUsPerDelivery = clientCpuUs,
+                perEvent = perEvent.Select(e => new { round = e.Round, seq = e.Seq, p50Ms = e.P50, maxMs = e.Max }),
+            }, new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine($"JSON: {output}");
         }
-
-        ExportBench.Stop(worker);
-        latencies.Sort();
-        double At(double q) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
-        Console.WriteLine($"| {"subscribers",11} | {"protocol",8} | {"KB each",8} | {"deliveries",10} | {"p50 ms",7} | {"p99 ms",7} | {"max ms",7} | {"node µs/delivery",16} |");
-        Console.WriteLine("|-------------|----------|----------|------------|---------|---------|---------|------------------|");
-        Console.WriteLine(string.Create(Invariant, $"| {count,11} | {(http2 ? "HTTP/2" : "HTTP/1.1"),8} | {perSubscriberKb,8:F1} | {latencies.Count,10} | {At(0.5),7:F1} | {At(0.99),7:F1} | {At(1),7:F1} | {webCpuUs,16:F1} |"));
-        Console.WriteLine("targets: 20,000 subscribers at <= 32 KB each, p99 delivery <= 250 ms");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
+        finally
         {
-            benchmark = "subscribers",
-            at = DateTimeOffset.UtcNow,
-            subscribers = count,
-            rounds,
-            protocol = http2 ? "HTTP/2" : "HTTP/1.1",
-            connectSeconds,
-            rssBeforeMb = rssBefore,
-            rssHeldMb = rssHeld,
-            perSubscriberKb,
-            deliveries = latencies.Count,
-            p50Ms = At(0.5),
-            p99Ms = At(0.99),
-            maxMs = At(1),
-            finishedStreams = finished,
-            nodeCpuUsPerDelivery = webCpuUs,
-            clientCpuUsPerDelivery = clientCpuUs,
-            perEvent = perEvent.Select(e => new { round = e.Round, seq = e.Seq, p50Ms = e.P50, maxMs = e.Max }),
-        }, new JsonSerializerOptions { WriteIndented = true }));
-        Console.WriteLine($"JSON: {output}");
+            // Also when a round fails: the worker is this process's child, not the script's.
+            ExportBench.Stop(worker);
+        }
     }
 
     /// <summary>
