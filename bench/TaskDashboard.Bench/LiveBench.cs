@@ -229,13 +229,9 @@ internal static class LiveBench
 
         public void JobEnded()
         {
-            var now = Stopwatch.GetTimestamp();
-            for (var seen = Interlocked.Read(ref firstEnd); now < seen; seen = Interlocked.Read(ref firstEnd))
+            lock (arrivals)
             {
-                if (Interlocked.CompareExchange(ref firstEnd, now, seen) == seen)
-                {
-                    return;
-                }
+                firstEnd = Math.Min(firstEnd, Stopwatch.GetTimestamp());
             }
         }
 
