@@ -115,11 +115,14 @@ public sealed class TaskDispatcher(
         var jobIds = new List<string>(claimed.Count);
         try
         {
-            foreach (var (id, priority) in claimed)
+            using (JobQueueWakeUp.Defer())
             {
-                var queue = Enum.Parse<TaskPriority>(priority, ignoreCase: true).QueueName();
-                var job = Job.FromExpression<TaskJob>(j => j.RunAsync(id, CancellationToken.None), queue);
-                jobIds.Add(jobClient.Create(job, new EnqueuedState(queue)));
+                foreach (var (id, priority) in claimed)
+                {
+                    var queue = Enum.Parse<TaskPriority>(priority, ignoreCase: true).QueueName();
+                    var job = Job.FromExpression<TaskJob>(j => j.RunAsync(id, CancellationToken.None), queue);
+                    jobIds.Add(jobClient.Create(job, new EnqueuedState(queue)));
+                }
             }
 
             await using var update = new NpgsqlCommand("""
@@ -134,6 +137,15 @@ public sealed class TaskDispatcher(
             await using var announce = new NpgsqlCommand(TaskStore.AnnounceCreatedSql, connection, transaction);
             announce.Parameters.AddWithValue("ids", claimed.Select(c => c.Id).ToArray());
             await announce.ExecuteNonQueryAsync(cancellationToken);
+            if (options.Value.LongPolling)
+            {
+                // The jobs above did not announce themselves (JobQueueWakeUp.Defer): workers are woken
+                // when this commit lets their tasks be claimed.
+                await using var wake = new NpgsqlCommand(JobQueueWakeUp.NotifySql, connection, transaction);
+                wake.Parameters.AddWithValue("count", jobIds.Count);
+                await wake.ExecuteNonQueryAsync(cancellationToken);
+            }
+
             await transaction.CommitAsync(cancellationToken);
         }
         catch

@@ -30,19 +30,29 @@ internal static class LiveBench
         // --throttle-ms): the pipeline's latency without the exports' load on the same cores.
         var kind = values.GetValueOrDefault("kind", "export");
         var months = int.Parse(values.GetValueOrDefault("months", "120"), Invariant);
+        // The jobs are submitted one by one over this span (ms), each watched as soon as it exists, so
+        // they report at different moments, as jobs started by different people do. 0: all at once,
+        // and jobs paced by the same pause then report in the same millisecond, round after round.
+        var spreadMs = int.Parse(values.GetValueOrDefault("start-spread-ms", "1000"), Invariant);
+        // Each job is submitted with this delay (s) and watched at once, so its watchers are connected
+        // before it starts: the clients' connecting is not measured as the pipeline's latency.
+        var startDelay = int.Parse(values.GetValueOrDefault("start-delay", "2"), Invariant);
         var (path, body, load) = kind switch
         {
             "export" => ("/api/exports",
-                $$$"""{"parameters":{"from":"2025-01-01","to":"{{{new DateOnly(2025, 1, 1).AddDays(days - 1):yyyy-MM-dd}}}","throttleMs":{{{throttleMs}}}}}""",
+                $$$"""{"parameters":{"from":"2025-01-01","to":"{{{new DateOnly(2025, 1, 1).AddDays(days - 1):yyyy-MM-dd}}}","throttleMs":{{{throttleMs}}}},"delay":{{{startDelay}}}}""",
                 $"{jobs} exports of {days} days, {throttleMs} ms pause per batch"),
             "report" => ("/api/reports",
-                $$$"""{"parameters":{"from":"2030-01-01","to":"{{{new DateOnly(2030, 1, 1).AddMonths(months).AddDays(-1):yyyy-MM-dd}}}","format":"csv"}}""",
+                $$$"""{"parameters":{"from":"2030-01-01","to":"{{{new DateOnly(2030, 1, 1).AddMonths(months).AddDays(-1):yyyy-MM-dd}}}","format":"csv"},"delay":{{{startDelay}}}}""",
                 $"{jobs} reports of {months} months without orders, {throttleMs} ms pause per month"),
             _ => throw new ArgumentException("--kind is export or report."),
         };
         var output = values.GetValueOrDefault("out", "bench/results/live.json");
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 10_000 };
         using var http = new HttpClient(handler) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan }.Authorize();
+        // One SignalR connection per job slot for the whole run, as a dashboard stays connected; each
+        // round subscribes them to that round's tasks.
+        await using var hubs = await HubWatchers.StartAsync(url, jobs);
 
         // Warm-up rounds run the same load first, unmeasured: the JIT of the web node, the worker and
         // this client is still compiling hot paths during the first run (perf: ~17 % of the CPU).
@@ -50,7 +60,7 @@ internal static class LiveBench
         for (var round = 1; round <= warmups; round++)
         {
             var started = Stopwatch.GetTimestamp();
-            await RunRoundAsync(http, url, jobs, path, body, new Timeline());
+            await RunRoundAsync(http, hubs, jobs, spreadMs, path, body, new Timeline());
             Console.WriteLine(string.Create(Invariant, $"warm-up round {round}: {Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s"));
         }
 
@@ -58,7 +68,7 @@ internal static class LiveBench
         var cpuBefore = CpuTimes.Read();
         var roundStarted = Stopwatch.GetTimestamp();
         var timeline = new Timeline();
-        var (sse, signalR, polling) = await RunRoundAsync(http, url, jobs, path, body, timeline);
+        var (sse, signalR, polling) = await RunRoundAsync(http, hubs, jobs, spreadMs, path, body, timeline);
         var roundSeconds = Stopwatch.GetElapsedTime(roundStarted).TotalSeconds;
         var busy = CpuTimes.Read().BusyShareSince(cpuBefore);
         var rows = new[] { ("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling) };
@@ -75,7 +85,7 @@ internal static class LiveBench
             Console.WriteLine(string.Create(Invariant, $"| {name,-30} | {latencies.Count,11} | {Percentile(latencies, 0.50),8:F1} | {Percentile(latencies, 0.99),8:F1} | {runningText,26} |"));
         }
 
-        Console.WriteLine(string.Create(Invariant, $"{load}, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
+        Console.WriteLine(string.Create(Invariant, $"{load}, started over {spreadMs} ms, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
         Console.WriteLine("targets: p50 <= 3 ms, p99 <= 15 ms on loopback");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
@@ -88,6 +98,8 @@ internal static class LiveBench
             months = kind == "report" ? months : (int?)null,
             throttleMs,
             warmupRounds = warmups,
+            startSpreadMs = spreadMs,
+            startDelaySeconds = startDelay,
             roundSeconds,
             machineCpuBusy = busy,
             results = rows.Select(r => new
@@ -104,26 +116,39 @@ internal static class LiveBench
     }
 
     private static async Task<(List<double> Sse, List<double> SignalR, List<double> Polling)> RunRoundAsync(
-        HttpClient http, Uri url, int jobs, string path, string body, Timeline timeline)
+        HttpClient http, HubWatchers hubs, int jobs, int spreadMs, string path, string body, Timeline timeline)
     {
-        var ids = new List<string>();
-        for (var i = 0; i < jobs; i++)
-        {
-            var response = await http.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
-            response.EnsureSuccessStatusCode();
-            ids.Add((await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
-        }
-
         var sse = new List<double>();
         var signalR = new List<double>();
         var polling = new List<double>();
-        await Task.WhenAll(ids.Select(id => WatchSseAsync(http, id, sse, timeline))
-            .Concat(ids.Select(id => WatchHubAsync(url, id, signalR, timeline)))
-            .Concat(ids.Select(id => PollAsync(http, id, polling))));
+        var watching = new List<Task>();
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < jobs; i++)
+        {
+            var due = TimeSpan.FromMilliseconds((double)spreadMs * i / jobs) - Stopwatch.GetElapsedTime(started);
+            if (due > TimeSpan.Zero)
+            {
+                await Task.Delay(due);
+            }
+
+            var response = await http.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            response.EnsureSuccessStatusCode();
+            var id = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+            watching.Add(WatchSseAsync(http, id, sse, timeline));
+            watching.Add(hubs.WatchAsync(i, id, signalR, timeline));
+            watching.Add(PollAsync(http, id, polling));
+        }
+
+        await Task.WhenAll(watching);
+        if (timeline.WatchedLate > 0)
+        {
+            throw new InvalidOperationException($"{timeline.WatchedLate} watchers connected after their job had started: raise --start-delay.");
+        }
+
         return (sse, signalR, polling);
     }
 
-    private static async Task WatchSseAsync(HttpClient http, string id, List<double> latencies, Timeline timeline)
+    private static async Task WatchSseAsync(HttpClient http, Guid id, List<double> latencies, Timeline timeline)
     {
         using var response = await http.GetAsync($"/api/tasks/{id}/events", HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
@@ -138,6 +163,10 @@ internal static class LiveBench
                     timeline.JobEnded();
                 }
             }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal) && name == "snapshot")
+            {
+                timeline.Watched(JsonDocument.Parse(line[6..]).RootElement.GetProperty("status").GetString());
+            }
             else if (line.StartsWith("data: ", StringComparison.Ordinal) && name == "progress")
             {
                 var latency = (DateTimeOffset.UtcNow - JsonDocument.Parse(line[6..]).RootElement.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
@@ -151,40 +180,8 @@ internal static class LiveBench
         }
     }
 
-    private static async Task WatchHubAsync(Uri url, string id, List<double> latencies, Timeline timeline)
-    {
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey)).Build();
-        var done = new TaskCompletionSource();
-        hub.On<JsonElement>("TaskProgressChanged", e =>
-        {
-            var latency = (DateTimeOffset.UtcNow - e.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
-            lock (latencies)
-            {
-                latencies.Add(latency);
-            }
-
-            timeline.Arrived("SignalR", latency);
-        });
-        hub.On<JsonElement>("TaskStateChanged", e =>
-        {
-            if (e.GetProperty("type").GetString() is "succeeded" or "failed" or "cancelled")
-            {
-                timeline.JobEnded();
-                done.TrySetResult();
-            }
-        });
-        await hub.StartAsync();
-        var snapshot = await hub.InvokeAsync<JsonElement>("SubscribeToTask", Guid.Parse(id), null);
-        if (snapshot.GetProperty("status").GetString() is "Succeeded" or "Failed" or "Cancelled")
-        {
-            return;
-        }
-
-        await done.Task.WaitAsync(TimeSpan.FromMinutes(5));
-    }
-
     // The classic baseline: look every 2 s; a change is seen (updatedAt → now) at the first poll after it.
-    private static async Task PollAsync(HttpClient http, string id, List<double> latencies)
+    private static async Task PollAsync(HttpClient http, Guid id, List<double> latencies)
     {
         var lastProgress = -1;
         while (true)
@@ -210,6 +207,85 @@ internal static class LiveBench
         }
     }
 
+    /// <summary>SignalR connections that watch one task each per round; events are routed by task id.</summary>
+    private sealed class HubWatchers : IAsyncDisposable
+    {
+        private readonly List<HubConnection> connections = [];
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, Watch> watches = new();
+
+        public static async Task<HubWatchers> StartAsync(Uri url, int count)
+        {
+            var watchers = new HubWatchers();
+            for (var i = 0; i < count; i++)
+            {
+                var hub = new HubConnectionBuilder()
+                    .WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey))
+                    .Build();
+                hub.On<JsonElement>("TaskProgressChanged", e =>
+                {
+                    if (watchers.watches.TryGetValue(e.GetProperty("taskId").GetGuid(), out var watch))
+                    {
+                        var latency = (DateTimeOffset.UtcNow - e.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
+                        lock (watch.Latencies)
+                        {
+                            watch.Latencies.Add(latency);
+                        }
+
+                        watch.Timeline.Arrived("SignalR", latency);
+                    }
+                });
+                hub.On<JsonElement>("TaskStateChanged", e =>
+                {
+                    if (e.GetProperty("type").GetString() is "succeeded" or "failed" or "cancelled"
+                        && watchers.watches.TryGetValue(e.GetProperty("taskId").GetGuid(), out var watch))
+                    {
+                        watch.Timeline.JobEnded();
+                        watch.Done.TrySetResult();
+                    }
+                });
+                await hub.StartAsync();
+                watchers.connections.Add(hub);
+            }
+
+            return watchers;
+        }
+
+        public async Task WatchAsync(int slot, Guid id, List<double> latencies, Timeline timeline)
+        {
+            var watch = new Watch(latencies, timeline);
+            watches[id] = watch;
+            var hub = connections[slot];
+            try
+            {
+                var snapshot = await hub.InvokeAsync<JsonElement>("SubscribeToTask", id, null);
+                timeline.Watched(snapshot.GetProperty("status").GetString());
+                if (snapshot.GetProperty("status").GetString() is not ("Succeeded" or "Failed" or "Cancelled"))
+                {
+                    await watch.Done.Task.WaitAsync(TimeSpan.FromMinutes(5));
+                }
+
+                await hub.InvokeAsync("UnsubscribeFromTask", id);
+            }
+            finally
+            {
+                watches.TryRemove(id, out _);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var hub in connections)
+            {
+                await hub.DisposeAsync();
+            }
+        }
+
+        private sealed record Watch(List<double> Latencies, Timeline Timeline)
+        {
+            public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
     private static double Percentile(List<double> sorted, double q) =>
         sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
 
@@ -218,6 +294,19 @@ internal static class LiveBench
     {
         private readonly List<(string Client, long At, double Ms)> arrivals = [];
         private long firstEnd = long.MaxValue;
+        private int watchedLate;
+
+        /// <summary>How many watchers found their job already started when they connected.</summary>
+        public int WatchedLate => Volatile.Read(ref watchedLate);
+
+        /// <summary>A watcher connected and saw its task in <paramref name="status"/>.</summary>
+        public void Watched(string? status)
+        {
+            if (status != "Scheduled")
+            {
+                Interlocked.Increment(ref watchedLate);
+            }
+        }
 
         public void Arrived(string client, double ms)
         {

@@ -1,0 +1,82 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Execution;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Jobs;
+
+/// <summary>Forty idle workers that poll Hangfire's queue only every five minutes.</summary>
+public sealed class ManyIdleWorkersApp : ScriptedWorkerApp
+{
+    public const int Workers = 40;
+
+    protected override IReadOnlyDictionary<string, string> Settings { get; } = new Dictionary<string, string>
+    {
+        ["Jobs:WorkerCount"] = Workers.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Jobs:QueuePollInterval"] = "00:05:00",
+    };
+}
+
+/// <summary>
+/// A job's notification wakes as many idle workers as it announces jobs, not all of them: woken all
+/// at once, 100 workers looked at the queue for every batch the dispatcher enqueued.
+/// </summary>
+[Collection(AppCollection.Name)]
+public sealed class JobWakeUpFanOutTests(ManyIdleWorkersApp app) : IClassFixture<ManyIdleWorkersApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task EachJob_WakesOneIdleWorker_NotEveryOne()
+    {
+        var client = app.CreateClient();
+        var wakeUp = app.Services.GetRequiredService<JobQueueWakeUp>();
+        using var dequeues = new DequeueCounter(app.Services.GetRequiredService<IMeterFactory>());
+        // Every worker looks at the empty queue once when it starts, then waits.
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(wakeUp.Waiting == ManyIdleWorkersApp.Workers), "every worker to wait", Ct);
+        await Task.Delay(TimeSpan.FromSeconds(1), Ct);
+        var idle = dequeues.Count;
+
+        var tasks = new List<Guid>();
+        for (var i = 0; i < 3; i++)
+        {
+            var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":10}}""", Ct);
+            var done = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct, TimeSpan.FromSeconds(20));
+            Assert.Equal(TaskState.Succeeded, done.Status);
+            tasks.Add(task.Id);
+        }
+
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(wakeUp.Waiting == ManyIdleWorkersApp.Workers), "every worker to wait again", Ct);
+        var perJob = (dequeues.Count - idle) / (double)tasks.Count;
+
+        // Per job: the woken worker takes it and wakes one more (which finds nothing), and the
+        // worker that ran it looks again when it is done: 3. All woken at once: 40 or more.
+        Assert.Equal(0, idle);
+        Assert.InRange(perJob, 1, 5);
+    }
+
+    /// <summary>Counts the dequeues of this app's workers (its own meter factory, not other hosts').</summary>
+    private sealed class DequeueCounter : IDisposable
+    {
+        private readonly MeterListener listener = new();
+        private long count;
+
+        public DequeueCounter(IMeterFactory meters)
+        {
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Scope == meters && instrument.Name == JobQueueWakeUp.DequeuesInstrument)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref count, value));
+            listener.Start();
+        }
+
+        public long Count => Interlocked.Read(ref count);
+
+        public void Dispose() => listener.Dispose();
+    }
+}
