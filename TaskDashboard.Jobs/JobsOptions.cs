@@ -64,11 +64,11 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ProgressRowInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Most live progress events written in one INSERT and commit; events reported at the same time in one process share one.</summary>
+    /// <summary>Most live progress events (or task-row progress writes) written in one statement and commit; those reported at the same time in one process share one.</summary>
     [Range(1, 1_000)]
     public int ProgressBatchSize { get; set; } = 100;
 
-    /// <summary>Batches of live progress events one process may be writing at once.</summary>
+    /// <summary>Batches of live progress events, and batches of task-row progress writes, one process may be writing at once (each).</summary>
     [Range(1, 64)]
     public int ProgressWriters { get; set; } = 2;
 

@@ -23,7 +23,7 @@ public sealed class PermanentTaskException(string message) : Exception(message);
 /// describes a consistent prefix of the work.
 /// </remarks>
 public sealed class TaskExecutionContext(
-    TaskItem task, TaskLease lease, ArtifactStore artifacts, TaskStore store, ProgressEventWriter progressEvents, TimeProvider timeProvider, JobsOptions options)
+    TaskItem task, TaskLease lease, ArtifactStore artifacts, ProgressEventWriter progressEvents, TimeProvider timeProvider, JobsOptions options)
 {
     private string? lastStage = task.Stage;
     private long lastRowWrite;
@@ -51,9 +51,7 @@ public sealed class TaskExecutionContext(
         bool held;
         if (stage != lastStage || lastRowWrite == 0 || timeProvider.GetElapsedTime(lastRowWrite, now) >= options.ProgressRowInterval)
         {
-            held = checkpointJson is null
-                ? await store.ReportProgressAsync(Lease, progress, stage, message, cancellationToken)
-                : await store.CheckpointAsync(Lease, checkpointJson, progress, stage, message, cancellationToken);
+            held = await progressEvents.WriteRowAsync(Lease, progress, stage, message, checkpointJson, timeProvider.GetUtcNow(), cancellationToken);
             lastStage = stage;
             lastRowWrite = lastEvent = now;
         }

@@ -65,7 +65,7 @@ public sealed class TaskJob(
         Log.Started(logger, taskId, task.Attempt, worker.Id);
         try
         {
-            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, store, progressEvents, timeProvider, settings), run.Token);
+            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, progressEvents, timeProvider, settings), run.Token);
             if (await store.SucceedAsync(lease, result, CancellationToken.None) is null)
             {
                 throw new LeaseLostException(taskId);

@@ -22,6 +22,9 @@ public sealed record NewTask(
 /// <summary>A live progress event to append for the attempt holding <paramref name="Lease"/>, stamped <paramref name="At"/>.</summary>
 public sealed record ProgressEventWrite(TaskLease Lease, int Progress, string? Stage, string? Message, DateTimeOffset At);
 
+/// <summary>A write of an attempt's progress to its task row, with its event (and checkpoint, when given).</summary>
+public sealed record ProgressRowWrite(TaskLease Lease, int Progress, string? Stage, string? Message, string? CheckpointJson, DateTimeOffset At);
+
 /// <summary>Ended tasks in one time bucket: how many of each outcome, and the mean run time of the succeeded ones.</summary>
 public sealed record TaskBucket(DateTimeOffset At, long Succeeded, long Failed, long Cancelled, double MeanSeconds);
 
@@ -452,13 +455,9 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         return await reader.ReadAsync(cancellationToken) ? (reader.GetBoolean(0), reader.GetBoolean(1)) : (false, false);
     }
 
+    /// <summary>Writes the attempt's progress to its row with its event; false when the lease is lost.</summary>
     public async Task<bool> ReportProgressAsync(TaskLease lease, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
-        await FencedAsync(
-            lease,
-            set: "progress = @progress, stage = @stage, message = @message",
-            eventType: "'progress'",
-            p => AddProgress(p, progress, stage, message),
-            cancellationToken) is not null;
+        (await WriteProgressRowsAsync([new ProgressRowWrite(lease, progress, stage, message, null, timeProvider.GetUtcNow())], cancellationToken))[0];
 
     /// <summary>
     /// Appends live progress events (see <see cref="Execution.ProgressEventWriter"/>) without writing
@@ -484,38 +483,70 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
             {Notify("logged")}
             SELECT ord, (SELECT count(*) FROM notified) FROM held
             """);
-        command.Parameters.AddWithValue("ids", events.Select(e => e.Lease.TaskId).ToArray());
-        command.Parameters.AddWithValue("owners", events.Select(e => e.Lease.Owner).ToArray());
-        command.Parameters.AddWithValue("attempts", events.Select(e => e.Lease.Attempt).ToArray());
-        command.Parameters.AddWithValue("progress", events.Select(e => (short)Math.Clamp(e.Progress, 0, 100)).ToArray());
-        command.Parameters.AddWithValue("stages", NpgsqlDbType.Array | NpgsqlDbType.Text, events.Select(e => e.Stage).ToArray());
-        command.Parameters.AddWithValue("messages", NpgsqlDbType.Array | NpgsqlDbType.Text, events.Select(e => e.Message).ToArray());
-        command.Parameters.AddWithValue("ats", events.Select(e => e.At).ToArray());
-        return await WithSeqRetryAsync(async () =>
+        AddProgressColumns(command.Parameters, [.. events.Select(e => (e.Lease, e.Progress, e.Stage, e.Message, e.At))]);
+        return await ExecuteProgressBatchAsync(command, events.Count, cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes attempts' progress (and checkpoints) to their task rows, each with its logged and
+    /// announced event, in one statement and one commit (see <see cref="Execution.ProgressEventWriter"/>);
+    /// one result per write, in order: false when that attempt's lease is lost. At most one write per task.
+    /// </summary>
+    public async Task<IReadOnlyList<bool>> WriteProgressRowsAsync(IReadOnlyList<ProgressRowWrite> rows, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            WITH input AS (
+                SELECT * FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @checkpoints, @ats)
+                    WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, checkpoint, at, ord)),
+            changed AS (
+                UPDATE dashboard.tasks t SET progress = i.progress, stage = i.stage, message = i.message,
+                    checkpoint = coalesce(i.checkpoint, t.checkpoint), updated_at = i.at,
+                    last_event_seq = (SELECT coalesce(max(e.seq), 0) + 1 FROM dashboard.task_events e WHERE e.task_id = t.id)
+                FROM input i
+                WHERE t.id = i.id AND t.state = 'Running' AND t.lease_owner = i.owner AND t.attempt = i.attempt
+                RETURNING t.id, t.last_event_seq, t.state, t.progress, t.stage, t.message, t.updated_at, i.ord),
+            logged AS (
+                INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
+                SELECT id, last_event_seq, 'progress', state, progress, stage, message, updated_at FROM changed
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
+            {Notify("logged")}
+            SELECT ord, (SELECT count(*) FROM notified) FROM changed
+            """);
+        AddProgressColumns(command.Parameters, [.. rows.Select(r => (r.Lease, r.Progress, r.Stage, r.Message, r.At))]);
+        command.Parameters.AddWithValue("checkpoints", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, rows.Select(r => r.CheckpointJson).ToArray());
+        return await ExecuteProgressBatchAsync(command, rows.Count, cancellationToken);
+    }
+
+    // The arrays both progress batches unnest, one element per write, in order.
+    private static void AddProgressColumns(
+        NpgsqlParameterCollection parameters, IReadOnlyList<(TaskLease Lease, int Progress, string? Stage, string? Message, DateTimeOffset At)> writes)
+    {
+        parameters.AddWithValue("ids", writes.Select(w => w.Lease.TaskId).ToArray());
+        parameters.AddWithValue("owners", writes.Select(w => w.Lease.Owner).ToArray());
+        parameters.AddWithValue("attempts", writes.Select(w => w.Lease.Attempt).ToArray());
+        parameters.AddWithValue("progress", writes.Select(w => (short)Math.Clamp(w.Progress, 0, 100)).ToArray());
+        parameters.AddWithValue("stages", NpgsqlDbType.Array | NpgsqlDbType.Text, writes.Select(w => w.Stage).ToArray());
+        parameters.AddWithValue("messages", NpgsqlDbType.Array | NpgsqlDbType.Text, writes.Select(w => w.Message).ToArray());
+        parameters.AddWithValue("ats", writes.Select(w => w.At).ToArray());
+    }
+
+    // Runs a progress batch whose rows are the 1-based positions of the writes that held their lease.
+    private static Task<IReadOnlyList<bool>> ExecuteProgressBatchAsync(NpgsqlCommand command, int count, CancellationToken cancellationToken) =>
+        WithSeqRetryAsync<IReadOnlyList<bool>>(async () =>
         {
-            var logged = new bool[events.Count];
+            var written = new bool[count];
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                logged[reader.GetInt64(0) - 1] = true;
+                written[reader.GetInt64(0) - 1] = true;
             }
 
-            return logged;
+            return written;
         });
-    }
 
     /// <summary>Stores the attempt's checkpoint together with its progress; false when the lease is lost.</summary>
     public async Task<bool> CheckpointAsync(TaskLease lease, string checkpointJson, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
-        await FencedAsync(
-            lease,
-            set: "checkpoint = @checkpoint, progress = @progress, stage = @stage, message = @message",
-            eventType: "'progress'",
-            p =>
-            {
-                AddProgress(p, progress, stage, message);
-                p.AddWithValue("checkpoint", NpgsqlDbType.Jsonb, checkpointJson);
-            },
-            cancellationToken) is not null;
+        (await WriteProgressRowsAsync([new ProgressRowWrite(lease, progress, stage, message, checkpointJson, timeProvider.GetUtcNow())], cancellationToken))[0];
 
     public Task<TaskItem?> SucceedAsync(TaskLease lease, TaskResult result, CancellationToken cancellationToken) =>
         FencedAsync(
@@ -691,13 +722,6 @@ public sealed class TaskStore(NpgsqlDataSource dataSource, TimeProvider timeProv
         parameters.AddWithValue("id", lease.TaskId);
         parameters.AddWithValue("owner", lease.Owner);
         parameters.AddWithValue("attempt", lease.Attempt);
-    }
-
-    private static void AddProgress(NpgsqlParameterCollection parameters, int progress, string? stage, string? message)
-    {
-        parameters.AddWithValue("progress", (short)Math.Clamp(progress, 0, 100));
-        parameters.AddWithValue("stage", NpgsqlDbType.Text, (object?)stage ?? DBNull.Value);
-        parameters.AddWithValue("message", NpgsqlDbType.Text, (object?)message ?? DBNull.Value);
     }
 
     // One statement per transition: the conditional UPDATE bumps the task's event sequence and the

@@ -40,6 +40,40 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
     }
 
     [Fact]
+    public async Task WriteProgressRows_WritesEachRowWithItsEvent_AndRefusesOnlyTheLostLease_InOneBatch()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var client = app.CreateClient();
+        var leases = new List<TaskLease>();
+        foreach (var _ in Enumerable.Range(0, 2))
+        {
+            var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+            await app.WaitForJobIdAsync(task.Id, Ct);
+            var claimed = await store.TryClaimAsync(task.Id, "worker-a", TimeSpan.FromMinutes(1), Ct);
+            leases.Add(new TaskLease(task.Id, "worker-a", claimed!.Attempt));
+        }
+
+        Assert.True(await store.CheckpointAsync(leases[0], """{"lastId":5}""", 5, "Exporting", "checkpoint", Ct));
+        var now = DateTimeOffset.UtcNow;
+
+        var written = await store.WriteProgressRowsAsync(
+        [
+            new ProgressRowWrite(leases[0], 40, "Exporting", "first", null, now),
+            new ProgressRowWrite(leases[1] with { Owner = "zombie" }, 99, "Exporting", "zombie", """{"lastId":99}""", now),
+        ], Ct);
+
+        Assert.Equal([true, false], written);
+        var first = (await store.GetForExecutionAsync(leases[0].TaskId, Ct))!;
+        Assert.Equal((40, "first"), (first.Progress, first.Message));
+        Assert.Equal(5, first.Checkpoint!.Value.GetProperty("lastId").GetInt32());
+        var logged = (await store.GetEventsAsync(leases[0].TaskId, 0, Ct))[^1];
+        Assert.Equal((first.LastEventSeq, "progress", 40, "first"), (logged.Seq, logged.Type, logged.Progress, logged.Message));
+        var second = (await store.GetForExecutionAsync(leases[1].TaskId, Ct))!;
+        Assert.Equal((0, (System.Text.Json.JsonElement?)null), (second.Progress, second.Checkpoint));
+        Assert.DoesNotContain(await store.GetEventsAsync(leases[1].TaskId, 0, Ct), e => e.Message == "zombie");
+    }
+
+    [Fact]
     public async Task Zombie_CannotWriteProgressCheckpointOrResult_AfterItsLeaseWasTakenOver()
     {
         var store = app.Services.GetRequiredService<TaskStore>();
