@@ -109,7 +109,7 @@ public static class JobsExtensions
         builder.Services.AddSingleton<JobStorage>(sp =>
         {
             var storage = new PostgreSqlStorage(new NpgsqlConnectionFactory(hangfireConnection, storageOptions), storageOptions);
-            sp.GetRequiredService<JobQueueWakeUp>().Install(storage, storageOptions, TaskPriorities.QueueNames, notifyOnEnqueue: options.LongPolling);
+            sp.GetRequiredService<JobQueueWakeUp>().Install(storage, storageOptions, TaskPriorities.QueueNames);
             return storage;
         });
         builder.Services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));

@@ -28,7 +28,7 @@ namespace TaskDashboard.Jobs.Execution;
 /// took a job wakes one more, so a notification that undercounts (or jobs another process's
 /// workers left) still drain at once.
 /// </remarks>
-public sealed class JobQueueWakeUp(IMeterFactory meters)
+public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> options)
 {
     /// <summary>The meter of the job queue's instruments.</summary>
     public const string MeterName = "TaskDashboard.Jobs";
@@ -39,11 +39,6 @@ public sealed class JobQueueWakeUp(IMeterFactory meters)
     /// <summary>The channel an enqueue notifies; the payload is the number of jobs (empty: wake every waiting worker).</summary>
     public const string Channel = "taskdashboard_jobs";
 
-    /// <summary>Announces one enqueued job.</summary>
-    public const string NotifyOneSql = $"NOTIFY {Channel}, '1'";
-
-    /// <summary>Announces <c>@count</c> enqueued jobs: run in the transaction that makes them runnable.</summary>
-    public const string NotifySql = $"SELECT pg_notify('{Channel}', @count::text)";
 
     private readonly LinkedList<CancellationTokenSource> waiting = new();
 
@@ -55,7 +50,7 @@ public sealed class JobQueueWakeUp(IMeterFactory meters)
 
     /// <summary>
     /// Enqueues until the returned scope is disposed do not notify: the caller runs
-    /// <see cref="NotifySql"/> in the transaction that lets the jobs' tasks run. The dispatcher's
+    /// <see cref="AnnounceAsync"/> in the transaction that lets the jobs' tasks run. The dispatcher's
     /// jobs cannot start before its transaction commits (their claims wait for its row locks), and a
     /// NOTIFY per job was one more commit serialised on PostgreSQL's NOTIFY lock each.
     /// </summary>
@@ -63,6 +58,20 @@ public sealed class JobQueueWakeUp(IMeterFactory meters)
     {
         Deferred.Value = true;
         return new DeferScope();
+    }
+
+    /// <summary>
+    /// Announces <paramref name="count"/> jobs enqueued under <see cref="Defer"/>, in the caller's
+    /// transaction (delivered when it commits); nothing when <see cref="JobsOptions.LongPolling"/> is off.
+    /// </summary>
+    public async Task AnnounceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int count, CancellationToken cancellationToken)
+    {
+        if (options.Value.LongPolling)
+        {
+            await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', @count::text)", connection, transaction);
+            notify.Parameters.AddWithValue("count", count);
+            await notify.ExecuteNonQueryAsync(cancellationToken);
+        }
     }
 
     /// <summary>How many of this process's workers are looking for a job or waiting for one.</summary>
@@ -134,8 +143,8 @@ public sealed class JobQueueWakeUp(IMeterFactory meters)
     }
 
     /// <summary>Puts the wake-up around Hangfire.PostgreSql's queue for <paramref name="queues"/>.</summary>
-    public void Install(PostgreSqlStorage storage, PostgreSqlStorageOptions options, IEnumerable<string> queues, bool notifyOnEnqueue) =>
-        storage.QueueProviders.Add(new Provider(new PostgreSqlJobQueueProvider(storage, options), this, notifyOnEnqueue), queues);
+    public void Install(PostgreSqlStorage storage, PostgreSqlStorageOptions storageOptions, IEnumerable<string> queues) =>
+        storage.QueueProviders.Add(new Provider(new PostgreSqlJobQueueProvider(storage, storageOptions), this, options.Value.LongPolling), queues);
 
     private sealed class DeferScope : IDisposable
     {
@@ -202,7 +211,7 @@ public sealed class JobQueueWakeUp(IMeterFactory meters)
             {
                 // Inside Hangfire's transaction: delivered when the job is committed (and once per transaction).
                 using var notify = connection.CreateCommand();
-                notify.CommandText = NotifyOneSql;
+                notify.CommandText = $"NOTIFY {Channel}, '1'";
                 notify.ExecuteNonQuery();
             }
         }

@@ -24,6 +24,7 @@ namespace TaskDashboard.Jobs.Execution;
 public sealed class TaskDispatcher(
     NpgsqlDataSource dataSource,
     IBackgroundJobClient jobClient,
+    JobQueueWakeUp wakeUp,
     IOptions<JobsOptions> options,
     ILogger<TaskDispatcher> logger) : BackgroundService
 {
@@ -137,14 +138,9 @@ public sealed class TaskDispatcher(
             await using var announce = new NpgsqlCommand(TaskStore.AnnounceCreatedSql, connection, transaction);
             announce.Parameters.AddWithValue("ids", claimed.Select(c => c.Id).ToArray());
             await announce.ExecuteNonQueryAsync(cancellationToken);
-            if (options.Value.LongPolling)
-            {
-                // The jobs above did not announce themselves (JobQueueWakeUp.Defer): workers are woken
-                // when this commit lets their tasks be claimed.
-                await using var wake = new NpgsqlCommand(JobQueueWakeUp.NotifySql, connection, transaction);
-                wake.Parameters.AddWithValue("count", jobIds.Count);
-                await wake.ExecuteNonQueryAsync(cancellationToken);
-            }
+            // The jobs above did not announce themselves (JobQueueWakeUp.Defer): workers are woken
+            // when this commit lets their tasks be claimed.
+            await wakeUp.AnnounceAsync(connection, transaction, jobIds.Count, cancellationToken);
 
             await transaction.CommitAsync(cancellationToken);
         }
