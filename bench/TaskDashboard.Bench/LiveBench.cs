@@ -85,6 +85,16 @@ internal static class LiveBench
             Console.WriteLine(string.Create(Invariant, $"| {name,-30} | {latencies.Count,11} | {Percentile(latencies, 0.50),8:F1} | {Percentile(latencies, 0.99),8:F1} | {runningText,26} |"));
         }
 
+        // Where the tail is: the same events by the stage they report (a job's first and last stages
+        // are written while the round's jobs start and finish).
+        var stages = timeline.ByStage("SSE");
+        Console.WriteLine($"| {"SSE events by stage",-30} | {"events",11} | {"p50 ms",8} | {"p99 ms",8} | {"over 15 ms",26} |");
+        Console.WriteLine("|--------------------------------|-------------|----------|----------|----------------------------|");
+        foreach (var (stage, latencies) in stages)
+        {
+            Console.WriteLine(string.Create(Invariant, $"| {stage,-30} | {latencies.Count,11} | {Percentile(latencies, 0.50),8:F1} | {Percentile(latencies, 0.99),8:F1} | {latencies.Count(l => l > 15),26} |"));
+        }
+
         Console.WriteLine(string.Create(Invariant, $"{load}, started over {spreadMs} ms, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
         Console.WriteLine("targets: p50 <= 3 ms, p99 <= 15 ms on loopback");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
@@ -110,6 +120,7 @@ internal static class LiveBench
                 p99Ms = Percentile(r.Item2, 0.99),
                 whileRunning = new { events = steady[r.Item1].Count, p50Ms = Percentile(steady[r.Item1], 0.5), p99Ms = Percentile(steady[r.Item1], 0.99) },
             }),
+            sseByStage = stages.Select(s => new { stage = s.Stage, events = s.Latencies.Count, p50Ms = Percentile(s.Latencies, 0.5), p99Ms = Percentile(s.Latencies, 0.99), over15Ms = s.Latencies.Count(l => l > 15) }),
             targets = new { p50Ms = 3, p99Ms = 15 },
         }, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"JSON: {output}");
@@ -169,13 +180,14 @@ internal static class LiveBench
             }
             else if (line.StartsWith("data: ", StringComparison.Ordinal) && name == "progress")
             {
-                var latency = (DateTimeOffset.UtcNow - JsonDocument.Parse(line[6..]).RootElement.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
+                var data = JsonDocument.Parse(line[6..]).RootElement;
+                var latency = (DateTimeOffset.UtcNow - data.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds;
                 lock (latencies)
                 {
                     latencies.Add(latency);
                 }
 
-                timeline.Arrived("SSE", latency);
+                timeline.Arrived("SSE", latency, data.GetProperty("stage").GetString());
             }
         }
     }
@@ -231,7 +243,7 @@ internal static class LiveBench
                             watch.Latencies.Add(latency);
                         }
 
-                        watch.Timeline.Arrived("SignalR", latency);
+                        watch.Timeline.Arrived("SignalR", latency, e.GetProperty("stage").GetString());
                     }
                 });
                 hub.On<JsonElement>("TaskStateChanged", e =>
@@ -292,7 +304,7 @@ internal static class LiveBench
     /// <summary>When each live event of a round arrived, by client, and when the round's first job ended.</summary>
     private sealed class Timeline
     {
-        private readonly List<(string Client, long At, double Ms)> arrivals = [];
+        private readonly List<(string Client, long At, double Ms, string? Stage)> arrivals = [];
         private long firstEnd = long.MaxValue;
         private int watchedLate;
 
@@ -308,11 +320,22 @@ internal static class LiveBench
             }
         }
 
-        public void Arrived(string client, double ms)
+        public void Arrived(string client, double ms, string? stage)
         {
             lock (arrivals)
             {
-                arrivals.Add((client, Stopwatch.GetTimestamp(), ms));
+                arrivals.Add((client, Stopwatch.GetTimestamp(), ms, stage));
+            }
+        }
+
+        /// <summary>Sorted latencies of <paramref name="client"/>'s events by the stage they report, in order of first arrival.</summary>
+        public List<(string Stage, List<double> Latencies)> ByStage(string client)
+        {
+            lock (arrivals)
+            {
+                return [.. arrivals.Where(a => a.Client == client).GroupBy(a => a.Stage ?? "–")
+                    .OrderBy(g => g.Min(a => a.At))
+                    .Select(g => (g.Key, g.Select(a => a.Ms).Order().ToList()))];
             }
         }
 
