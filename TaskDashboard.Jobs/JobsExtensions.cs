@@ -47,6 +47,7 @@ public static class JobsExtensions
         builder.Services.AddOptions<ProgressOptions>().BindConfiguration(ProgressOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithPoolForWorkers(WithAutoPrepare(connectionString), options)));
+        builder.Services.AddKeyedSingleton(TaskStore.ProgressBatchesKey, (_, _) => NpgsqlDataSource.Create(ForProgressBatches(connectionString)));
         builder.Services.AddSingleton<MigrationRunner>();
         builder.Services.AddSingleton<SharedSecrets>();
         // Registered before Hangfire's server so that the schema exists before any job runs.
@@ -178,6 +179,18 @@ public static class JobsExtensions
 
         return builder.ConnectionString;
     }
+
+    // The progress batches' own pool (see TaskStore.ProgressBatchesKey): a handful of connections
+    // (one per batch in flight) that keep the two statements prepared and planned once.
+    internal static string ForProgressBatches(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(WithAutoPrepare(connectionString)) { ApplicationName = ProgressBatchesApplicationName };
+        builder.Options = $"{builder.Options} -c plan_cache_mode=force_generic_plan".Trim();
+        return builder.ConnectionString;
+    }
+
+    /// <summary>How the progress batches' connections show in <c>pg_stat_activity</c>.</summary>
+    public const string ProgressBatchesApplicationName = "taskdashboard-progress";
 
     /// <summary>
     /// Registers the live event feed of a node that serves watchers: one LISTEN connection and the
