@@ -23,7 +23,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         var page = await SignedInPageAsync();
 
         await page.GotoAsync("/tasks/new/export");
-        await WaitInteractiveAsync(page);
+        await BrowserApp.WaitInteractiveAsync(page);
         await page.Locator("input[data-testid=throttle], [data-testid=throttle] input").FillAsync("150");
         await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserApp.ScreenshotDirectory, "new-export.png"), FullPage = true });
         await page.GetByTestId("submit").ClickAsync();
@@ -51,7 +51,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         var page = await SignedInPageAsync();
         await page.GotoAsync("/");
         await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your tasks" })).ToBeVisibleAsync();
-        await WaitInteractiveAsync(page);
+        await BrowserApp.WaitInteractiveAsync(page);
         await MarkAsync(page);
 
         await app.CreateClient().SubmitAsync("/api/reports", """{"parameters":{"from":"2025-01-01","to":"2025-06-30","groupBy":"month"}}""", Ct);
@@ -74,7 +74,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         var page = await SignedInPageAsync();
         var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{"throttleMs":1000}}""", Ct);
         await page.GotoAsync("/");
-        await WaitInteractiveAsync(page);
+        await BrowserApp.WaitInteractiveAsync(page);
         var row = page.GetByRole(AriaRole.Row).Filter(new() { Has = page.Locator($"a[href='/tasks/{task.Id}']") });
         await Expect(row.GetByTestId("status")).ToHaveTextAsync("Running", new() { Timeout = 15_000 });
 
@@ -95,7 +95,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         var before = await app.CountTasksAsync(Ct);
 
         await page.GotoAsync("/tasks/new/report");
-        await WaitInteractiveAsync(page);
+        await BrowserApp.WaitInteractiveAsync(page);
         await page.GetByTestId("submit").ClickAsync();
 
         await Expect(page.GetByText("'from' is required.")).ToBeVisibleAsync();
@@ -112,7 +112,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         var list = await app.CreateClient().GetFromJsonAsync<TaskListResponse>("/api/tasks?status=Succeeded&pageSize=100", TaskDashboardApp.Json, Ct);
 
         await page.GotoAsync("/overview");
-        await WaitInteractiveAsync(page);
+        await BrowserApp.WaitInteractiveAsync(page);
 
         await Expect(page.GetByTestId("count-Succeeded")).ToContainTextAsync(list!.TotalCount.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await Expect(page.GetByTestId("servers").Locator("tbody tr")).Not.ToHaveCountAsync(0);
@@ -128,7 +128,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         var name = $"nightly {Guid.NewGuid():N}"[..16];
 
         await page.GotoAsync("/schedules");
-        await WaitInteractiveAsync(page);
+        await BrowserApp.WaitInteractiveAsync(page);
         await page.GetByLabel("Name").FillAsync(name);
         await page.GetByLabel("Cron").FillAsync("30 2 * * *");
         await page.GetByLabel("Time zone").FillAsync("Europe/Berlin");
@@ -150,10 +150,6 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your tasks" })).ToBeVisibleAsync();
         return page;
     }
-
-    // Until the circuit is up, a prerendered page does not react to clicks; the layout says when it is.
-    private static Task WaitInteractiveAsync(IPage page) =>
-        page.GetByTestId("interactive").WaitForAsync(new() { State = WaitForSelectorState.Attached });
 
     private static Task MarkAsync(IPage page) => page.EvaluateAsync("() => { window.__taskDashboardMarker = 42; }");
 

@@ -26,6 +26,7 @@ public sealed class SignInBrowserTests(BrowserApp app) : IClassFixture<BrowserAp
         await Expect(page.GetByText(user.UserName)).ToBeVisibleAsync();
         await Expect(page.GetByRole(AriaRole.Link, new() { Name = "Hangfire" })).ToHaveCountAsync(0);
 
+        await BrowserApp.WaitInteractiveAsync(page);
         await page.GetByRole(AriaRole.Link, new() { Name = "API keys" }).ClickAsync();
         await page.GetByLabel("Name").FillAsync("from the browser");
         await page.GetByRole(AriaRole.Button, new() { Name = "Create key" }).ClickAsync();
@@ -54,6 +55,7 @@ public sealed class SignInBrowserTests(BrowserApp app) : IClassFixture<BrowserAp
         var userPage = await app.NewPageAsync();
 
         await BrowserApp.SignInAsync(opsPage, ops.UserName, TaskDashboardApp.UserPassword);
+        await BrowserApp.WaitInteractiveAsync(opsPage);
         await opsPage.GetByRole(AriaRole.Link, new() { Name = "Hangfire" }).ClickAsync();
         await BrowserApp.SignInAsync(userPage, user.UserName, TaskDashboardApp.UserPassword);
         await userPage.GotoAsync("/hangfire");

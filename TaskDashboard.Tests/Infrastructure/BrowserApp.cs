@@ -54,6 +54,10 @@ public sealed class BrowserApp : WorkerApp
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
     }
 
+    /// <summary>Until the circuit is up, a prerendered page does not react to clicks; the layout says when it is.</summary>
+    public static Task WaitInteractiveAsync(IPage page) =>
+        page.GetByTestId("interactive").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+
     public override async ValueTask DisposeAsync()
     {
         if (Browser is not null)
