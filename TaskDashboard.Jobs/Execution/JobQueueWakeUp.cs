@@ -66,13 +66,16 @@ public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> o
     /// </summary>
     public async Task AnnounceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int count, CancellationToken cancellationToken)
     {
-        if (options.Value.LongPolling)
+        if (Announces)
         {
             await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', @count::text)", connection, transaction);
             notify.Parameters.AddWithValue("count", count);
             await notify.ExecuteNonQueryAsync(cancellationToken);
         }
     }
+
+    // Enqueues notify (and workers are woken) only with Jobs:LongPolling on.
+    private bool Announces => options.Value.LongPolling;
 
     /// <summary>How many of this process's workers are looking for a job or waiting for one.</summary>
     public int Waiting
@@ -144,16 +147,16 @@ public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> o
 
     /// <summary>Puts the wake-up around Hangfire.PostgreSql's queue for <paramref name="queues"/>.</summary>
     public void Install(PostgreSqlStorage storage, PostgreSqlStorageOptions storageOptions, IEnumerable<string> queues) =>
-        storage.QueueProviders.Add(new Provider(new PostgreSqlJobQueueProvider(storage, storageOptions), this, options.Value.LongPolling), queues);
+        storage.QueueProviders.Add(new Provider(new PostgreSqlJobQueueProvider(storage, storageOptions), this), queues);
 
     private sealed class DeferScope : IDisposable
     {
         public void Dispose() => Deferred.Value = false;
     }
 
-    private sealed class Provider(PostgreSqlJobQueueProvider inner, JobQueueWakeUp wakeUp, bool notifyOnEnqueue) : IPersistentJobQueueProvider
+    private sealed class Provider(PostgreSqlJobQueueProvider inner, JobQueueWakeUp wakeUp) : IPersistentJobQueueProvider
     {
-        public IPersistentJobQueue GetJobQueue() => new Queue(inner.GetJobQueue(), wakeUp, notifyOnEnqueue);
+        public IPersistentJobQueue GetJobQueue() => new Queue(inner.GetJobQueue(), wakeUp);
 
         public IPersistentJobQueueMonitoringApi GetJobQueueMonitoringApi() => new Monitoring(inner.GetJobQueueMonitoringApi());
     }
@@ -171,7 +174,7 @@ public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> o
         public EnqueuedAndFetchedCountDto GetEnqueuedAndFetchedCount(string queue) => inner.GetEnqueuedAndFetchedCount(queue);
     }
 
-    private sealed class Queue(IPersistentJobQueue inner, JobQueueWakeUp wakeUp, bool notifyOnEnqueue) : IPersistentJobQueue
+    private sealed class Queue(IPersistentJobQueue inner, JobQueueWakeUp wakeUp) : IPersistentJobQueue
     {
         public IFetchedJob Dequeue(string[] queues, CancellationToken cancellationToken)
         {
@@ -207,7 +210,7 @@ public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> o
         public void Enqueue(IDbConnection connection, string queue, string jobId)
         {
             inner.Enqueue(connection, queue, jobId);
-            if (notifyOnEnqueue && !Deferred.Value)
+            if (wakeUp.Announces && !Deferred.Value)
             {
                 // Inside Hangfire's transaction: delivered when the job is committed (and once per transaction).
                 using var notify = connection.CreateCommand();

@@ -20,11 +20,25 @@ public sealed record NewTask(
     string? CallbackUrl = null,
     DateTimeOffset? RunAt = null);
 
+/// <summary>What both progress batches write per element: the attempt's progress, stamped <see cref="At"/>.</summary>
+public interface IProgressWrite
+{
+    TaskLease Lease { get; }
+
+    int Progress { get; }
+
+    string? Stage { get; }
+
+    string? Message { get; }
+
+    DateTimeOffset At { get; }
+}
+
 /// <summary>A live progress event to append for the attempt holding <paramref name="Lease"/>, stamped <paramref name="At"/>.</summary>
-public sealed record ProgressEventWrite(TaskLease Lease, int Progress, string? Stage, string? Message, DateTimeOffset At);
+public sealed record ProgressEventWrite(TaskLease Lease, int Progress, string? Stage, string? Message, DateTimeOffset At) : IProgressWrite;
 
 /// <summary>A write of an attempt's progress to its task row, with its event (and checkpoint, when given).</summary>
-public sealed record ProgressRowWrite(TaskLease Lease, int Progress, string? Stage, string? Message, string? CheckpointJson, DateTimeOffset At);
+public sealed record ProgressRowWrite(TaskLease Lease, int Progress, string? Stage, string? Message, string? CheckpointJson, DateTimeOffset At) : IProgressWrite;
 
 /// <summary>Ended tasks in one time bucket: how many of each outcome, and the mean run time of the succeeded ones.</summary>
 public sealed record TaskBucket(DateTimeOffset At, long Succeeded, long Failed, long Cancelled, double MeanSeconds);
@@ -503,7 +517,7 @@ public sealed class TaskStore(
             {Notify("logged")}
             SELECT ord, (SELECT count(*) FROM notified) FROM held
             """);
-        AddProgressColumns(command.Parameters, [.. events.Select(e => (e.Lease, e.Progress, e.Stage, e.Message, e.At))]);
+        AddProgressColumns(command.Parameters, events);
         return await ExecuteProgressBatchAsync(command, events.Count, cancellationToken);
     }
 
@@ -532,14 +546,13 @@ public sealed class TaskStore(
             {Notify("logged")}
             SELECT ord, (SELECT count(*) FROM notified) FROM changed
             """);
-        AddProgressColumns(command.Parameters, [.. rows.Select(r => (r.Lease, r.Progress, r.Stage, r.Message, r.At))]);
+        AddProgressColumns(command.Parameters, rows);
         command.Parameters.AddWithValue("checkpoints", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, rows.Select(r => r.CheckpointJson).ToArray());
         return await ExecuteProgressBatchAsync(command, rows.Count, cancellationToken);
     }
 
     // The arrays both progress batches unnest, one element per write, in order.
-    private static void AddProgressColumns(
-        NpgsqlParameterCollection parameters, IReadOnlyList<(TaskLease Lease, int Progress, string? Stage, string? Message, DateTimeOffset At)> writes)
+    private static void AddProgressColumns(NpgsqlParameterCollection parameters, IReadOnlyList<IProgressWrite> writes)
     {
         parameters.AddWithValue("ids", writes.Select(w => w.Lease.TaskId).ToArray());
         parameters.AddWithValue("owners", writes.Select(w => w.Lease.Owner).ToArray());
