@@ -18,10 +18,10 @@ namespace TaskDashboard.Jobs.Execution;
 public sealed class ProgressEventWriter(TaskStore store, IOptions<JobsOptions> options) : IAsyncDisposable
 {
     private readonly GroupCommit<ProgressEventWrite, bool> events =
-        new(batch => store.AppendProgressEventsAsync(batch, CancellationToken.None), options.Value.ProgressWriters, options.Value.ProgressBatchSize);
+        new("progress events", store.AppendProgressEvents, options.Value.ProgressWriters, options.Value.ProgressBatchSize);
 
     private readonly GroupCommit<ProgressRowWrite, bool> rows =
-        new(batch => store.WriteProgressRowsAsync(batch, CancellationToken.None), options.Value.ProgressWriters, options.Value.ProgressBatchSize);
+        new("progress rows", store.WriteProgressRows, options.Value.ProgressWriters, options.Value.ProgressBatchSize);
 
     /// <summary>Writes the attempt's progress (and checkpoint) to its task row with its event; false when the lease is lost.</summary>
     public Task<bool> WriteRowAsync(TaskLease lease, int progress, string? stage, string? message, string? checkpointJson, DateTimeOffset at, CancellationToken cancellationToken) =>

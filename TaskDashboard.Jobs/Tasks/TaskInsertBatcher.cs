@@ -10,9 +10,9 @@ namespace TaskDashboard.Jobs.Tasks;
 public sealed class TaskInsertBatcher(TaskStore store, IOptions<JobsOptions> options) : IAsyncDisposable
 {
     private readonly GroupCommit<NewTask, (TaskItem Task, bool Created)> inserts =
-        new(tasks => store.InsertAsync(tasks, CancellationToken.None), options.Value.SubmitWriters, options.Value.SubmitBatchSize);
+        new("task inserts", store.Insert, options.Value.SubmitWriters, options.Value.SubmitBatchSize);
 
-    /// <summary>Inserts the task (see <see cref="TaskStore.InsertAsync"/>) in the next batch.</summary>
+    /// <summary>Inserts the task (see <see cref="TaskStore.Insert"/>) in the next batch.</summary>
     public Task<(TaskItem Task, bool Created)> InsertAsync(NewTask task, CancellationToken cancellationToken) =>
         inserts.WriteAsync(task, cancellationToken);
 

@@ -55,8 +55,8 @@ public sealed record TaskPage(IReadOnlyList<TaskItem> Items, long TotalCount);
 /// <see cref="TaskTransitions"/>, and appends its event in the same statement.
 /// </summary>
 /// <param name="progressBatches">
-/// Connections for the progress batches (<see cref="AppendProgressEventsAsync"/>,
-/// <see cref="WriteProgressRowsAsync"/>); the main pool when not given. See <see cref="ProgressBatchesKey"/>.
+/// Connections for the progress batches (<see cref="AppendProgressEvents"/>,
+/// <see cref="WriteProgressRows"/>); the main pool when not given. See <see cref="ProgressBatchesKey"/>.
 /// </param>
 public sealed class TaskStore(
     NpgsqlDataSource dataSource,
@@ -92,7 +92,7 @@ public sealed class TaskStore(
     /// (<see cref="AnnounceCreatedSql"/>): a NOTIFY takes a database-wide lock at commit, and one per
     /// submission halved the submission rate (measured).
     /// </summary>
-    public async Task<IReadOnlyList<(TaskItem Task, bool Created)>> InsertAsync(IReadOnlyList<NewTask> tasks, CancellationToken cancellationToken)
+    public IReadOnlyList<(TaskItem Task, bool Created)> Insert(IReadOnlyList<NewTask> tasks)
     {
         // PostgreSQL keeps microseconds; round here so the tasks we return equal the stored ones.
         var now = timeProvider.GetUtcNow();
@@ -106,7 +106,7 @@ public sealed class TaskStore(
         var onConflict = tasks.All(t => t.IdempotencyKey is null)
             ? ""
             : "ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING";
-        await using var command = dataSource.CreateCommand($"""
+        using var command = dataSource.CreateCommand($"""
             WITH inserted AS (
                 INSERT INTO dashboard.tasks (id, owner_id, kind, parameters, priority, state, max_attempts,
                     timeout_seconds, idempotency_key, request_hash, callback_url, scheduled_at, last_event_seq, created_at, updated_at)
@@ -140,9 +140,9 @@ public sealed class TaskStore(
         command.Parameters.AddWithValue("now", now);
 
         var inserted = new HashSet<Guid>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        using (var reader = command.ExecuteReader())
         {
-            while (await reader.ReadAsync(cancellationToken))
+            while (reader.Read())
             {
                 inserted.Add(reader.GetGuid(0));
             }
@@ -171,21 +171,22 @@ public sealed class TaskStore(
                     CreatedAt = now,
                     UpdatedAt = now,
                 }, true)
-                : (await FindByIdempotencyKeyAsync(task, cancellationToken), false));
+                : (FindByIdempotencyKey(task), false));
         }
 
         return results;
     }
 
     // The key was taken: the conflicting row is committed by now (ON CONFLICT waited for it).
-    private async Task<TaskItem> FindByIdempotencyKeyAsync(NewTask task, CancellationToken cancellationToken)
+    private TaskItem FindByIdempotencyKey(NewTask task)
     {
-        await using var existing = dataSource.CreateCommand($"""
+        using var existing = dataSource.CreateCommand($"""
             SELECT {Columns} FROM dashboard.tasks WHERE owner_id = @owner AND idempotency_key = @idempotencyKey
             """);
         existing.Parameters.AddWithValue("owner", task.OwnerId);
         existing.Parameters.AddWithValue("idempotencyKey", NpgsqlDbType.Text, (object?)task.IdempotencyKey ?? DBNull.Value);
-        return await ReadSingleAsync(existing, cancellationToken)
+        using var reader = existing.ExecuteReader();
+        return (reader.Read() ? ReadTask(reader) : null)
             ?? throw new InvalidOperationException($"Task {task.Id} was neither inserted nor found by its idempotency key.");
     }
 
@@ -490,8 +491,8 @@ public sealed class TaskStore(
     }
 
     /// <summary>Writes the attempt's progress to its row with its event; false when the lease is lost.</summary>
-    public async Task<bool> ReportProgressAsync(TaskLease lease, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
-        (await WriteProgressRowsAsync([new ProgressRowWrite(lease, progress, stage, message, null, timeProvider.GetUtcNow())], cancellationToken))[0];
+    public bool ReportProgress(TaskLease lease, int progress, string? stage, string? message) =>
+        WriteProgressRows([new ProgressRowWrite(lease, progress, stage, message, null, timeProvider.GetUtcNow())])[0];
 
     /// <summary>
     /// Appends live progress events (see <see cref="Execution.ProgressEventWriter"/>) without writing
@@ -499,9 +500,9 @@ public sealed class TaskStore(
     /// per event, in order: false when that attempt's lease is lost. Two events of one task in a
     /// batch get consecutive numbers in the order given.
     /// </summary>
-    public async Task<IReadOnlyList<bool>> AppendProgressEventsAsync(IReadOnlyList<ProgressEventWrite> events, CancellationToken cancellationToken)
+    public IReadOnlyList<bool> AppendProgressEvents(IReadOnlyList<ProgressEventWrite> events)
     {
-        await using var command = batchSource.CreateCommand($"""
+        using var command = batchSource.CreateCommand($"""
             WITH held AS (
                 SELECT r.*, t.state FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @ats)
                     WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, created_at, ord)
@@ -518,7 +519,7 @@ public sealed class TaskStore(
             SELECT ord, (SELECT count(*) FROM notified) FROM held
             """);
         AddProgressColumns(command.Parameters, events);
-        return await ExecuteProgressBatchAsync(command, events.Count, cancellationToken);
+        return ExecuteProgressBatch(command, events.Count);
     }
 
     /// <summary>
@@ -526,9 +527,9 @@ public sealed class TaskStore(
     /// announced event, in one statement and one commit (see <see cref="Execution.ProgressEventWriter"/>);
     /// one result per write, in order: false when that attempt's lease is lost. At most one write per task.
     /// </summary>
-    public async Task<IReadOnlyList<bool>> WriteProgressRowsAsync(IReadOnlyList<ProgressRowWrite> rows, CancellationToken cancellationToken)
+    public IReadOnlyList<bool> WriteProgressRows(IReadOnlyList<ProgressRowWrite> rows)
     {
-        await using var command = batchSource.CreateCommand($"""
+        using var command = batchSource.CreateCommand($"""
             WITH input AS (
                 SELECT * FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @checkpoints, @ats)
                     WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, checkpoint, at, ord)),
@@ -548,7 +549,7 @@ public sealed class TaskStore(
             """);
         AddProgressColumns(command.Parameters, rows);
         command.Parameters.AddWithValue("checkpoints", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, rows.Select(r => r.CheckpointJson).ToArray());
-        return await ExecuteProgressBatchAsync(command, rows.Count, cancellationToken);
+        return ExecuteProgressBatch(command, rows.Count);
     }
 
     // The arrays both progress batches unnest, one element per write, in order.
@@ -564,12 +565,12 @@ public sealed class TaskStore(
     }
 
     // Runs a progress batch whose rows are the 1-based positions of the writes that held their lease.
-    private static Task<IReadOnlyList<bool>> ExecuteProgressBatchAsync(NpgsqlCommand command, int count, CancellationToken cancellationToken) =>
-        WithSeqRetryAsync<IReadOnlyList<bool>>(async () =>
+    private static IReadOnlyList<bool> ExecuteProgressBatch(NpgsqlCommand command, int count) =>
+        WithSeqRetry<IReadOnlyList<bool>>(() =>
         {
             var written = new bool[count];
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
             {
                 written[reader.GetInt64(0) - 1] = true;
             }
@@ -578,8 +579,8 @@ public sealed class TaskStore(
         });
 
     /// <summary>Stores the attempt's checkpoint together with its progress; false when the lease is lost.</summary>
-    public async Task<bool> CheckpointAsync(TaskLease lease, string checkpointJson, int progress, string? stage, string? message, CancellationToken cancellationToken) =>
-        (await WriteProgressRowsAsync([new ProgressRowWrite(lease, progress, stage, message, checkpointJson, timeProvider.GetUtcNow())], cancellationToken))[0];
+    public bool Checkpoint(TaskLease lease, string checkpointJson, int progress, string? stage, string? message) =>
+        WriteProgressRows([new ProgressRowWrite(lease, progress, stage, message, checkpointJson, timeProvider.GetUtcNow())])[0];
 
     public Task<TaskItem?> SucceedAsync(TaskLease lease, TaskResult result, CancellationToken cancellationToken) =>
         FencedAsync(
@@ -802,12 +803,29 @@ public sealed class TaskStore(
             {
                 return await statement();
             }
-            catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.UniqueViolation
-                && exception.ConstraintName == "task_events_pkey" && attempt < 10)
+            catch (PostgresException exception) when (IsSeqConflict(exception, attempt))
             {
             }
         }
     }
+
+    // The same, for the group-commit writers, which write synchronously on threads of their own.
+    private static T WithSeqRetry<T>(Func<T> statement)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return statement();
+            }
+            catch (PostgresException exception) when (IsSeqConflict(exception, attempt))
+            {
+            }
+        }
+    }
+
+    private static bool IsSeqConflict(PostgresException exception, int attempt) =>
+        exception.SqlState == PostgresErrorCodes.UniqueViolation && exception.ConstraintName == "task_events_pkey" && attempt < 10;
 
     /// <summary>
     /// Announces the <c>created</c> events of tasks (<c>@ids</c>) that have not run yet; the

@@ -26,8 +26,8 @@ public sealed class ProgressBatchPlanTests(TaskDashboardApp app) : IClassFixture
         {
             var rows = Enumerable.Range(0, size).Select(_ => new ProgressRowWrite(lease with { TaskId = Guid.CreateVersion7() }, 5, "Working", null, null, DateTimeOffset.UtcNow)).ToArray();
             var events = Enumerable.Range(0, size).Select(_ => new ProgressEventWrite(lease with { TaskId = Guid.CreateVersion7() }, 5, "Working", null, DateTimeOffset.UtcNow)).ToArray();
-            Assert.All(await store.WriteProgressRowsAsync(rows, Ct), Assert.False);
-            Assert.All(await store.AppendProgressEventsAsync(events, Ct), Assert.False);
+            Assert.All(store.WriteProgressRows(rows), Assert.False);
+            Assert.All(store.AppendProgressEvents(events), Assert.False);
         }
 
         await using var connection = await batches.OpenConnectionAsync(Ct);
@@ -54,7 +54,7 @@ public sealed class ProgressBatchPlanTests(TaskDashboardApp app) : IClassFixture
     {
         var store = app.Services.GetRequiredService<TaskStore>();
 
-        await store.AppendProgressEventsAsync([new ProgressEventWrite(new TaskLease(Guid.CreateVersion7(), "nobody", 1), 5, "Working", null, DateTimeOffset.UtcNow)], Ct);
+        store.AppendProgressEvents([new ProgressEventWrite(new TaskLease(Guid.CreateVersion7(), "nobody", 1), 5, "Working", null, DateTimeOffset.UtcNow)]);
 
         // The pool keeps the connection open (idle) after the batch.
         await using var command = app.Database.CreateCommand(

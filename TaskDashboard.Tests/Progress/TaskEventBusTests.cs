@@ -26,7 +26,7 @@ public sealed class TaskEventBusTests(TaskDashboardApp app) : IClassFixture<Task
         // Two events are logged whose notifications have not reached this bus yet.
         await app.WaitForJobIdAsync(task.Id, Ct);
         var claimed = (await store.TryClaimAsync(task.Id, "bus-test", TimeSpan.FromMinutes(1), Ct))!;
-        await store.ReportProgressAsync(new TaskLease(task.Id, "bus-test", claimed.Attempt), 10, "Exporting", null, Ct);
+        store.ReportProgress(new TaskLease(task.Id, "bus-test", claimed.Attempt), 10, "Exporting", null);
         using var late = bus.Subscribe(task.Id, knownSeq: 3);
         var third = (await store.GetEventsAsync(task.Id, 2, Ct)).Single();
         await bus.OnNotifiedAsync(new TaskEventNotification(task.Id, third.Seq, third.Type, third.State, third.Progress, third.Stage, third.Message, third.CreatedAt), Ct);

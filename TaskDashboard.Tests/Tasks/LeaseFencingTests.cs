@@ -26,12 +26,12 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         var lease = new TaskLease(task.Id, "worker-a", running!.Attempt);
         var now = DateTimeOffset.UtcNow;
 
-        var written = await store.AppendProgressEventsAsync(
+        var written = store.AppendProgressEvents(
         [
             new ProgressEventWrite(lease, 10, "Exporting", "first", now),
             new ProgressEventWrite(lease with { Owner = "zombie" }, 99, "Exporting", "zombie", now),
             new ProgressEventWrite(lease, 20, "Exporting", "second", now),
-        ], Ct);
+        ]);
 
         Assert.Equal([true, false, true], written);
         var progress = (await store.GetEventsAsync(task.Id, running.LastEventSeq, Ct)).Where(e => e.Type == "progress").ToList();
@@ -53,14 +53,14 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
             leases.Add(new TaskLease(task.Id, "worker-a", claimed!.Attempt));
         }
 
-        Assert.True(await store.CheckpointAsync(leases[0], """{"lastId":5}""", 5, "Exporting", "checkpoint", Ct));
+        Assert.True(store.Checkpoint(leases[0], """{"lastId":5}""", 5, "Exporting", "checkpoint"));
         var now = DateTimeOffset.UtcNow;
 
-        var written = await store.WriteProgressRowsAsync(
+        var written = store.WriteProgressRows(
         [
             new ProgressRowWrite(leases[0], 40, "Exporting", "first", null, now),
             new ProgressRowWrite(leases[1] with { Owner = "zombie" }, 99, "Exporting", "zombie", """{"lastId":99}""", now),
-        ], Ct);
+        ]);
 
         Assert.Equal([true, false], written);
         var first = (await store.GetForExecutionAsync(leases[0].TaskId, Ct))!;
@@ -82,7 +82,7 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
 
         var zombie = await store.TryClaimAsync(task.Id, "zombie", TimeSpan.FromMilliseconds(300), Ct);
         Assert.NotNull(zombie);
-        Assert.True(await store.CheckpointAsync(new TaskLease(task.Id, "zombie", 1), """{"lastId":10}""", 10, "Exporting", null, Ct));
+        Assert.True(store.Checkpoint(new TaskLease(task.Id, "zombie", 1), """{"lastId":10}""", 10, "Exporting", null));
         // The zombie stops renewing; the reaper takes the task back and the dispatcher re-enqueues it.
         await TaskDashboardApp.WaitUntilAsync(async () => (await store.GetForExecutionAsync(task.Id, Ct)) is { State: TaskState.Pending, HangfireJobId: not null }, "the task to change", Ct);
         var successor = await store.TryClaimAsync(task.Id, "successor", TimeSpan.FromMinutes(1), Ct);
@@ -90,8 +90,8 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         var zombieLease = new TaskLease(task.Id, "zombie", 1);
         Assert.Equal(2, successor!.Attempt);
         Assert.Equal(10, successor.Progress);
-        Assert.False(await store.CheckpointAsync(zombieLease, """{"lastId":999}""", 99, "Exporting", null, Ct));
-        Assert.False(await store.ReportProgressAsync(zombieLease, 98, "Exporting", null, Ct));
+        Assert.False(store.Checkpoint(zombieLease, """{"lastId":999}""", 99, "Exporting", null));
+        Assert.False(store.ReportProgress(zombieLease, 98, "Exporting", null));
         Assert.Null(await store.SucceedAsync(zombieLease, new TaskResult("x", "text/plain", 1, 1, "00", "x"), Ct));
         Assert.Null(await store.FailAsync(zombieLease, "zombie error", Ct));
         Assert.Null(await store.ScheduleRetryAsync(zombieLease, "zombie error", TimeSpan.Zero, Ct));
