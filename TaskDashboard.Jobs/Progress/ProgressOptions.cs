@@ -7,7 +7,11 @@ public sealed class ProgressOptions
 {
     public const string SectionName = "Progress";
 
-    /// <summary>Events buffered per subscriber; when a slow subscriber's buffer is full its oldest event is dropped (the final event never is: it comes last).</summary>
+    /// <summary>
+    /// Events buffered per subscriber; when a slow subscriber's buffer is full its oldest event is dropped
+    /// (the final event never is: it comes last). Also the most live events held back for a SignalR
+    /// connection while its replay is sent; beyond it they are read from the log instead.
+    /// </summary>
     [Range(4, 100_000)]
     public int SubscriberBuffer { get; set; } = 256;
 

@@ -12,13 +12,57 @@ public sealed class KestrelApp : TaskDashboardApp
     public KestrelApp() => UseKestrel(0);
 }
 
+/// <summary>As <see cref="KestrelApp"/>, holding at most 4 events per subscriber.</summary>
+public sealed class SmallBufferKestrelApp : TaskDashboardApp
+{
+    public SmallBufferKestrelApp() => UseKestrel(0);
+
+    protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        builder.UseSetting("Progress:SubscriberBuffer", "4");
+    }
+}
+
 [Collection(AppCollection.Name)]
 public sealed class HubReplayTests(KestrelApp app) : IClassFixture<KestrelApp>
 {
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     [Fact]
     public async Task Subscribing_WhileEventsKeepComing_DeliversTheReplayAndTheLiveEventsOnceAndInOrder()
+    {
+        var (last, seen) = await HubReplay.SubscribeWhileEventsKeepComingAsync(app, logged: 2_000);
+
+        Assert.True(last > 2_001, "no event was logged during the replay");
+        Assert.Equal(Enumerable.Range(1, (int)last).Select(i => (long)i), seen);
+    }
+}
+
+[Collection(AppCollection.Name)]
+public sealed class HubReplayOverflowTests(SmallBufferKestrelApp app) : IClassFixture<SmallBufferKestrelApp>
+{
+    [Fact]
+    public async Task LiveEventsBeyondTheBuffer_DuringAReplay_AreReadFromTheLog_NothingIsMissed()
+    {
+        var forwarder = app.Services.GetRequiredService<HubTaskForwarder>();
+        var overflowsBefore = forwarder.HeldOverflows;
+
+        var (last, seen) = await HubReplay.SubscribeWhileEventsKeepComingAsync(app, logged: 5_000);
+
+        Assert.True(forwarder.HeldOverflows > overflowsBefore, "the live events held during the replay never outgrew the buffer of 4");
+        Assert.Equal(Enumerable.Range(1, (int)last).Select(i => (long)i), seen);
+    }
+}
+
+internal static class HubReplay
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>
+    /// Logs <paramref name="logged"/> events of a running task, then subscribes a SignalR client from
+    /// seq 0 while one more event is logged every few milliseconds; returns the last seq logged and the
+    /// seqs the client accepted (those above the last one it had seen), in arrival order.
+    /// </summary>
+    public static async Task<(long Last, List<long> Seen)> SubscribeWhileEventsKeepComingAsync(TaskDashboardApp app, int logged)
     {
         var store = app.Services.GetRequiredService<TaskStore>();
         var client = app.CreateClient();
@@ -31,7 +75,7 @@ public sealed class HubReplayTests(KestrelApp app) : IClassFixture<KestrelApp>
             [.. Enumerable.Range(0, count).Select(_ => new ProgressEventWrite(lease, ++progress % 100, "Exporting", $"report {progress}", DateTimeOffset.UtcNow))]), Ct);
 
         // A long log to replay, and new events logged (and announced) while the replay is being sent.
-        for (var i = 0; i < 20; i++)
+        for (var i = 0; i < logged / 100; i++)
         {
             await AppendAsync(100);
         }
@@ -69,7 +113,6 @@ public sealed class HubReplayTests(KestrelApp app) : IClassFixture<KestrelApp>
             }
         }
 
-        Assert.True(last > 2_001, "no event was logged during the replay");
-        Assert.Equal(Enumerable.Range(1, (int)last).Select(i => (long)i), seen);
+        return (last, seen);
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Web.Security;
@@ -51,7 +52,8 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
         }
         finally
         {
-            await forwarder.ReleaseHeldAsync(Context.ConnectionId, Group(taskId), Clients.Caller, sent);
+            await forwarder.ReleaseHeldAsync(Context.ConnectionId, Group(taskId), Clients.Caller, sent,
+                after => store.GetEventsAsync(taskId, after, Context.ConnectionAborted));
         }
 
         return TaskEventStream.Snapshot(task);
@@ -92,9 +94,12 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
 /// (a task, or all tasks of an owner), however many connections are in it, released when the last
 /// one leaves.
 /// </summary>
-public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, ILogger<HubTaskForwarder> logger) : IDisposable
+public sealed class HubTaskForwarder(
+    TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, IOptions<ProgressOptions> options, ILogger<HubTaskForwarder> logger) : IDisposable
 {
+    private readonly int heldLimit = options.Value.SubscriberBuffer;
     private readonly Lock gate = new();
+    private long heldOverflows;
     private readonly Dictionary<string, Forward> forwards = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> byConnection = new(StringComparer.Ordinal);
 
@@ -126,25 +131,34 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
             if (holdLive)
             {
                 forward.Held[connectionId] = [];
+                forward.Overflowed.Remove(connectionId);
             }
         }
     }
 
+    /// <summary>Times a connection's held events outgrew <c>Progress:SubscriberBuffer</c> and were read from the log instead.</summary>
+    public long HeldOverflows => Interlocked.Read(ref heldOverflows);
+
     /// <summary>
     /// Sends the connection the events held back for it that come after <paramref name="sentUpTo"/>,
     /// in order, then lets the group's events reach it again. The last events are sent while still
-    /// holding, so none sent to the group afterwards can overtake them.
+    /// holding, so none sent to the group afterwards can overtake them. At most
+    /// <c>Progress:SubscriberBuffer</c> events are held per connection: when more arrive during a long
+    /// replay, they are dropped and read again from the log (<paramref name="readLogAfter"/>).
     /// </summary>
-    public async Task ReleaseHeldAsync(string connectionId, string group, IProgressClient caller, long sentUpTo)
+    public async Task ReleaseHeldAsync(
+        string connectionId, string group, IProgressClient caller, long sentUpTo, Func<long, Task<IReadOnlyList<TaskEvent>>> readLogAfter)
     {
         try
         {
             while (true)
             {
                 List<TaskEvent> held;
+                var overflowed = false;
                 lock (gate)
                 {
-                    if (!forwards.TryGetValue(group, out var forward) || !forward.Held.TryGetValue(connectionId, out var pending) || pending.Count == 0)
+                    if (!forwards.TryGetValue(group, out var forward) || !forward.Held.TryGetValue(connectionId, out var pending)
+                        || (pending.Count == 0 && !forward.Overflowed.Contains(connectionId)))
                     {
                         forward?.Held.Remove(connectionId);
                         return;
@@ -152,6 +166,16 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
 
                     held = [.. pending];
                     pending.Clear();
+                    if (forward.Overflowed.Remove(connectionId))
+                    {
+                        overflowed = true;
+                    }
+                }
+
+                if (overflowed)
+                {
+                    // Everything held was logged before it was announced; the log has it and more.
+                    held = [.. await readLogAfter(sentUpTo)];
                 }
 
                 foreach (var taskEvent in held.Where(e => e.Seq > sentUpTo))
@@ -168,6 +192,7 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
                 if (forwards.TryGetValue(group, out var forward))
                 {
                     forward.Held.Remove(connectionId);
+                    forward.Overflowed.Remove(connectionId);
                 }
             }
 
@@ -227,6 +252,7 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
         }
 
         forward.Held.Remove(connectionId);
+        forward.Overflowed.Remove(connectionId);
         if (--forward.Connections == 0)
         {
             forwards.Remove(group);
@@ -246,9 +272,17 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
                     if (forward.Held.Count > 0)
                     {
                         holding = [.. forward.Held.Keys];
-                        foreach (var pending in forward.Held.Values)
+                        foreach (var (connectionId, pending) in forward.Held)
                         {
-                            pending.Add(taskEvent);
+                            if (pending.Count < heldLimit && !forward.Overflowed.Contains(connectionId))
+                            {
+                                pending.Add(taskEvent);
+                            }
+                            else if (forward.Overflowed.Add(connectionId))
+                            {
+                                pending.Clear();
+                                Interlocked.Increment(ref heldOverflows);
+                            }
                         }
                     }
                 }
@@ -270,5 +304,8 @@ public sealed class HubTaskForwarder(TaskEventBus bus, IHubContext<ProgressHub, 
 
         /// <summary>Connections still being sent their replay, and the group's events held back for each.</summary>
         public Dictionary<string, List<TaskEvent>> Held { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Connections whose held events outgrew the limit: the rest of their replay comes from the log.</summary>
+        public HashSet<string> Overflowed { get; } = new(StringComparer.Ordinal);
     }
 }
