@@ -31,7 +31,7 @@ namespace TaskDashboard.Jobs.Execution;
 public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> options)
 {
     /// <summary>The meter of the job queue's instruments.</summary>
-    public const string MeterName = "TaskDashboard.Jobs";
+    public const string MeterName = JobsMetrics.MeterName;
 
     /// <summary>Counter: times an idle worker of this process started looking for a job.</summary>
     public const string DequeuesInstrument = "taskdashboard.jobs.queue.dequeues";

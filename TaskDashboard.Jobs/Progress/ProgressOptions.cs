@@ -7,13 +7,16 @@ public sealed class ProgressOptions
 {
     public const string SectionName = "Progress";
 
-    /// <summary>
-    /// Events buffered per subscriber; when a slow subscriber's buffer is full its oldest event is dropped
-    /// (the final event never is: it comes last). Also the most live events held back for a SignalR
-    /// connection while its replay is sent; beyond it they are read from the log instead.
-    /// </summary>
+    /// <summary>Events buffered per subscriber; when a slow subscriber's buffer is full its oldest event is dropped (the final event never is: it comes last).</summary>
     [Range(4, 100_000)]
     public int SubscriberBuffer { get; set; } = 256;
+
+    /// <summary>
+    /// Live events held back for a SignalR connection while its replay of the log is sent; beyond
+    /// it they are dropped and read from the log once the replay is sent (nothing is missed).
+    /// </summary>
+    [Range(1, 100_000)]
+    public int ReplayHoldLimit { get; set; } = 256;
 
     /// <summary>How long the listener waits for a notification before it pings its connection.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]

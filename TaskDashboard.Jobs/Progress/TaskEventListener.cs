@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -18,6 +19,8 @@ public sealed class TaskEventListener(
     [FromKeyedServices(TaskEventListener.ListenDataSourceKey)] NpgsqlDataSource listenSource,
     TaskEventBus bus,
     IOptions<ProgressOptions> options,
+    IMeterFactory meters,
+    TimeProvider timeProvider,
     ILogger<TaskEventListener> logger) : ChannelListener(listenSource, options.Value, logger)
 {
     /// <summary>The listener connection's application_name in pg_stat_activity.</summary>
@@ -30,6 +33,9 @@ public sealed class TaskEventListener(
     {
         Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
     };
+
+    private readonly Histogram<double> notifyDelay = meters.Create(JobsMetrics.MeterName).CreateHistogram<double>(
+        JobsMetrics.ProgressNotifyDelay, unit: "ms", description: "From an event's timestamp to its NOTIFY reaching this node's listener");
 
     private readonly Channel<string> notifications = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
 
@@ -69,6 +75,12 @@ public sealed class TaskEventListener(
                 if (notification is null)
                 {
                     continue;
+                }
+
+                // A task's created event is announced only when it is dispatched: its age says nothing here.
+                if (notification is { CreatedAt: { } createdAt, Type: not "created" })
+                {
+                    notifyDelay.Record((timeProvider.GetUtcNow() - createdAt).TotalMilliseconds);
                 }
 
                 try

@@ -97,7 +97,7 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
 public sealed class HubTaskForwarder(
     TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, IOptions<ProgressOptions> options, ILogger<HubTaskForwarder> logger) : IDisposable
 {
-    private readonly int heldLimit = options.Value.SubscriberBuffer;
+    private readonly int heldLimit = options.Value.ReplayHoldLimit;
     private readonly Lock gate = new();
     private long heldOverflows;
     private readonly Dictionary<string, Forward> forwards = new(StringComparer.Ordinal);
@@ -136,14 +136,14 @@ public sealed class HubTaskForwarder(
         }
     }
 
-    /// <summary>Times a connection's held events outgrew <c>Progress:SubscriberBuffer</c> and were read from the log instead.</summary>
+    /// <summary>Times a connection's held events outgrew <c>Progress:ReplayHoldLimit</c> and were read from the log instead.</summary>
     public long HeldOverflows => Interlocked.Read(ref heldOverflows);
 
     /// <summary>
     /// Sends the connection the events held back for it that come after <paramref name="sentUpTo"/>,
     /// in order, then lets the group's events reach it again. The last events are sent while still
     /// holding, so none sent to the group afterwards can overtake them. At most
-    /// <c>Progress:SubscriberBuffer</c> events are held per connection: when more arrive during a long
+    /// <c>Progress:ReplayHoldLimit</c> events are held per connection: when more arrive during a long
     /// replay, they are dropped and read again from the log (<paramref name="readLogAfter"/>).
     /// </summary>
     public async Task ReleaseHeldAsync(

@@ -1,0 +1,78 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Progress;
+
+[Collection(AppCollection.Name)]
+public sealed class ProgressMetricsTests(SseApp app) : IClassFixture<SseApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ARunningTask_RecordsHowLongItsEventsTookToCommit_AndToReachTheListener()
+    {
+        using var recorded = new HistogramRecorder(app.Services.GetRequiredService<IMeterFactory>(),
+            JobsMetrics.ProgressCommitDelay, JobsMetrics.ProgressNotifyDelay);
+        var client = app.CreateClient();
+        var before = DateTimeOffset.UtcNow;
+
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":600}}""", Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        var ceiling = (DateTimeOffset.UtcNow - before).TotalMilliseconds;
+
+        // Stage changes (task-row writes) and, over 600 ms, live events; every value is an age within the run.
+        var commits = recorded.Values(JobsMetrics.ProgressCommitDelay);
+        Assert.Contains(commits, c => (string?)c.Tag == "row");
+        Assert.All(commits, c => Assert.InRange(c.Value, 0, ceiling));
+        // The listener hands notifications on after their commit: give the last ones a moment.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (recorded.Values(JobsMetrics.ProgressNotifyDelay).Count < commits.Count && waited.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20, Ct);
+        }
+
+        var notifies = recorded.Values(JobsMetrics.ProgressNotifyDelay);
+        Assert.True(notifies.Count >= commits.Count, $"{notifies.Count} notifications for {commits.Count} committed writes");
+        Assert.All(notifies, n => Assert.InRange(n.Value, 0, ceiling));
+    }
+
+    /// <summary>Collects the named histograms of this app's meters (its own meter factory, not other hosts').</summary>
+    private sealed class HistogramRecorder : IDisposable
+    {
+        private readonly MeterListener listener = new();
+        private readonly List<(string Instrument, double Value, object? Tag)> values = [];
+
+        public HistogramRecorder(IMeterFactory meters, params string[] instruments)
+        {
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Scope == meters && instruments.Contains(instrument.Name))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+            {
+                var tag = tags.Length > 0 ? tags[0].Value : null;
+                lock (values)
+                {
+                    values.Add((instrument.Name, value, tag));
+                }
+            });
+            listener.Start();
+        }
+
+        public List<(double Value, object? Tag)> Values(string instrument)
+        {
+            lock (values)
+            {
+                return [.. values.Where(v => v.Instrument == instrument).Select(v => (v.Value, v.Tag))];
+            }
+        }
+
+        public void Dispose() => listener.Dispose();
+    }
+}
