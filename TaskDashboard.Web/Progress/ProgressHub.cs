@@ -166,10 +166,7 @@ public sealed class HubTaskForwarder(
 
                     held = [.. pending];
                     pending.Clear();
-                    if (forward.Overflowed.Remove(connectionId))
-                    {
-                        overflowed = true;
-                    }
+                    overflowed = forward.Overflowed.Remove(connectionId);
                 }
 
                 if (overflowed)
