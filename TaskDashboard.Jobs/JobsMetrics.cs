@@ -8,6 +8,9 @@ public static class JobsMetrics
 {
     public const string MeterName = "TaskDashboard.Jobs";
 
+    /// <summary>Counter, in processes that run jobs: times an idle worker started looking for a job.</summary>
+    public const string QueueDequeues = "taskdashboard.jobs.queue.dequeues";
+
     /// <summary>
     /// Histogram (ms), in processes that run jobs: from a progress event's timestamp to the commit of
     /// the batch that wrote it, i.e. its wait for a writer plus the batch's round trip. Tag

@@ -30,20 +30,14 @@ namespace TaskDashboard.Jobs.Execution;
 /// </remarks>
 public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> options)
 {
-    /// <summary>The meter of the job queue's instruments.</summary>
-    public const string MeterName = JobsMetrics.MeterName;
-
-    /// <summary>Counter: times an idle worker of this process started looking for a job.</summary>
-    public const string DequeuesInstrument = "taskdashboard.jobs.queue.dequeues";
-
     /// <summary>The channel an enqueue notifies; the payload is the number of jobs (empty: wake every waiting worker).</summary>
     public const string Channel = "taskdashboard_jobs";
 
 
     private readonly LinkedList<CancellationTokenSource> waiting = new();
 
-    private readonly Counter<long> dequeues = meters.Create(MeterName).CreateCounter<long>(
-        DequeuesInstrument, unit: "{dequeue}", description: "Times an idle worker started looking for a job");
+    private readonly Counter<long> dequeues = meters.Create(JobsMetrics.MeterName).CreateCounter<long>(
+        JobsMetrics.QueueDequeues, unit: "{dequeue}", description: "Times an idle worker started looking for a job");
 
     // Hangfire enqueues synchronously on the creating thread, inside the caller's flow.
     private static readonly AsyncLocal<bool> Deferred = new();

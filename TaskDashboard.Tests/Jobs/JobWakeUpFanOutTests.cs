@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
@@ -35,9 +36,9 @@ public sealed class JobWakeUpFanOutTests(ManyIdleWorkersApp app) : IClassFixture
         // Every worker looks at the empty queue once when it starts (one dequeue each), then waits;
         // on a busy machine some start after the test does, so count only once all of them wait.
         await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(wakeUp.Waiting == ManyIdleWorkersApp.Workers), "every worker to wait", Ct);
-        using var dequeues = new DequeueCounter(app.Services.GetRequiredService<IMeterFactory>());
+        using var recorded = new InstrumentRecorder(app.Services.GetRequiredService<IMeterFactory>(), JobsMetrics.QueueDequeues);
         await Task.Delay(TimeSpan.FromSeconds(1), Ct);
-        var idle = dequeues.Count;
+        var idle = recorded.Sum(JobsMetrics.QueueDequeues);
 
         var tasks = new List<Guid>();
         for (var i = 0; i < 3; i++)
@@ -49,35 +50,11 @@ public sealed class JobWakeUpFanOutTests(ManyIdleWorkersApp app) : IClassFixture
         }
 
         await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(wakeUp.Waiting == ManyIdleWorkersApp.Workers), "every worker to wait again", Ct);
-        var perJob = (dequeues.Count - idle) / (double)tasks.Count;
+        var perJob = (recorded.Sum(JobsMetrics.QueueDequeues) - idle) / (double)tasks.Count;
 
         // Per job: the woken worker takes it and wakes one more (which finds nothing), and the
         // worker that ran it looks again when it is done: 3. All woken at once: 40 or more.
         Assert.Equal(0, idle);
         Assert.InRange(perJob, 1, 5);
-    }
-
-    /// <summary>Counts the dequeues of this app's workers (its own meter factory, not other hosts').</summary>
-    private sealed class DequeueCounter : IDisposable
-    {
-        private readonly MeterListener listener = new();
-        private long count;
-
-        public DequeueCounter(IMeterFactory meters)
-        {
-            listener.InstrumentPublished = (instrument, l) =>
-            {
-                if (instrument.Meter.Scope == meters && instrument.Name == JobQueueWakeUp.DequeuesInstrument)
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            };
-            listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref count, value));
-            listener.Start();
-        }
-
-        public long Count => Interlocked.Read(ref count);
-
-        public void Dispose() => listener.Dispose();
     }
 }

@@ -14,7 +14,7 @@ public sealed class ProgressMetricsTests(SseApp app) : IClassFixture<SseApp>
     [Fact]
     public async Task ARunningTask_RecordsHowLongItsEventsTookToCommit_AndToReachTheListener()
     {
-        using var recorded = new HistogramRecorder(app.Services.GetRequiredService<IMeterFactory>(),
+        using var recorded = new InstrumentRecorder(app.Services.GetRequiredService<IMeterFactory>(),
             JobsMetrics.ProgressCommitDelay, JobsMetrics.ProgressNotifyDelay);
         var client = app.CreateClient();
         var before = DateTimeOffset.UtcNow;
@@ -37,42 +37,5 @@ public sealed class ProgressMetricsTests(SseApp app) : IClassFixture<SseApp>
         var notifies = recorded.Values(JobsMetrics.ProgressNotifyDelay);
         Assert.True(notifies.Count >= commits.Count, $"{notifies.Count} notifications for {commits.Count} committed writes");
         Assert.All(notifies, n => Assert.InRange(n.Value, 0, ceiling));
-    }
-
-    /// <summary>Collects the named histograms of this app's meters (its own meter factory, not other hosts').</summary>
-    private sealed class HistogramRecorder : IDisposable
-    {
-        private readonly MeterListener listener = new();
-        private readonly List<(string Instrument, double Value, object? Tag)> values = [];
-
-        public HistogramRecorder(IMeterFactory meters, params string[] instruments)
-        {
-            listener.InstrumentPublished = (instrument, l) =>
-            {
-                if (instrument.Meter.Scope == meters && instruments.Contains(instrument.Name))
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            };
-            listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
-            {
-                var tag = tags.Length > 0 ? tags[0].Value : null;
-                lock (values)
-                {
-                    values.Add((instrument.Name, value, tag));
-                }
-            });
-            listener.Start();
-        }
-
-        public List<(double Value, object? Tag)> Values(string instrument)
-        {
-            lock (values)
-            {
-                return [.. values.Where(v => v.Instrument == instrument).Select(v => (v.Value, v.Tag))];
-            }
-        }
-
-        public void Dispose() => listener.Dispose();
     }
 }
