@@ -10,10 +10,14 @@ namespace TaskDashboard.Bench;
 /// Job-to-client latency of live progress: many exports (or reports) reporting at once on a worker process,
 /// each watched over SSE and over SignalR on a web node, against clients polling GET /api/tasks/{id}
 /// every 2 s (the classic baseline). Latency = receive time − the event's timestamp (same clock).
+/// With --postgres it also times, without any web node, the jobs' NOTIFYs and a bare notifying commit
+/// (the floor, <see cref="NotifyFloor"/>), so the product's latency reads against PostgreSQL's own.
 /// </summary>
 internal static class LiveBench
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+    private const string FloorRow = "PostgreSQL NOTIFY (floor)";
+    private const string NotifiedRow = "events' NOTIFY, heard directly";
 
     public static async Task RunAsync(string[] args)
     {
@@ -53,6 +57,9 @@ internal static class LiveBench
         // One SignalR connection per job slot for the whole run, as a dashboard stays connected; each
         // round subscribes them to that round's tasks.
         await using var hubs = await HubWatchers.StartAsync(url, jobs);
+        // The floor, measured beside the product under the same load (--postgres: the app's database).
+        var floorInterval = TimeSpan.FromMilliseconds(int.Parse(values.GetValueOrDefault("floor-interval-ms", "50"), Invariant));
+        using var floor = values.TryGetValue("postgres", out var postgres) ? NotifyFloor.Start(postgres, floorInterval) : null;
 
         // Warm-up rounds run the same load first, unmeasured: the JIT of the web node, the worker and
         // this client is still compiling hot paths during the first run (perf: ~17 % of the CPU).
@@ -65,13 +72,21 @@ internal static class LiveBench
         }
 
         Console.WriteLine(string.Create(Invariant, $"measured round starts at {DateTimeOffset.UtcNow:HH:mm:ss.fff}"));
+        floor?.Measure();
         var cpuBefore = CpuTimes.Read();
         var roundStarted = Stopwatch.GetTimestamp();
         var timeline = new Timeline();
         var (sse, signalR, polling) = await RunRoundAsync(http, hubs, jobs, spreadMs, path, body, timeline);
         var roundSeconds = Stopwatch.GetElapsedTime(roundStarted).TotalSeconds;
         var busy = CpuTimes.Read().BusyShareSince(cpuBefore);
-        var rows = new[] { ("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling) };
+        var (floorLatencies, notified) = floor?.Take() ?? ([], []);
+        List<(string, List<double>)> rows = [("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling)];
+        if (floor is not null)
+        {
+            rows.Add((NotifiedRow, notified));
+            rows.Add((FloorRow, floorLatencies));
+        }
+
         // "While running": events that arrived after the round's first 2 s and before its first job
         // ended, i.e. without the 100 jobs starting and finishing at the same moment.
         var steady = rows.ToDictionary(r => r.Item1, r => timeline.Steady(r.Item1, TimeSpan.FromSeconds(2)));
@@ -96,6 +111,12 @@ internal static class LiveBench
         }
 
         Console.WriteLine(string.Create(Invariant, $"{load}, started over {spreadMs} ms, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
+        if (floorLatencies.Count > 0)
+        {
+            Console.WriteLine(string.Create(Invariant,
+                $"SSE over the floor: p50 {Percentile(sse, 0.5) / Percentile(floorLatencies, 0.5):F1}x, p99 {Percentile(sse, 0.99) / Percentile(floorLatencies, 0.99):F1}x ({FloorRow}: a commit that notifies, heard on another connection, every {floorInterval.TotalMilliseconds:0} ms on threads of their own)"));
+        }
+
         Console.WriteLine("targets: p50 <= 3 ms, p99 <= 15 ms on loopback");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
@@ -121,6 +142,7 @@ internal static class LiveBench
                 whileRunning = new { events = steady[r.Item1].Count, p50Ms = Percentile(steady[r.Item1], 0.5), p99Ms = Percentile(steady[r.Item1], 0.99) },
             }),
             sseByStage = stages.Select(s => new { stage = s.Stage, events = s.Latencies.Count, p50Ms = Percentile(s.Latencies, 0.5), p99Ms = Percentile(s.Latencies, 0.99), over15Ms = s.Latencies.Count(l => l > 15) }),
+            floorIntervalMs = floor is null ? (double?)null : floorInterval.TotalMilliseconds,
             targets = new { p50Ms = 3, p99Ms = 15 },
         }, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"JSON: {output}");
