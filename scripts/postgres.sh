@@ -24,9 +24,13 @@ pg_as_owner() {
 }
 
 pg_free_port() {
-  local port
+  # Below the kernel's ephemeral range: a port from it can be taken, between this check and the
+  # listener's bind, as the local end of any outgoing connection (the app's own to PostgreSQL).
+  local port low=32768
+  [ -r /proc/sys/net/ipv4/ip_local_port_range ] && read -r low _ < /proc/sys/net/ipv4/ip_local_port_range
+  [ "$low" -gt 12000 ] || low=32768
   for _ in $(seq 1 50); do
-    port=$(( 20000 + RANDOM % 20000 ))
+    port=$(( 10000 + RANDOM % (low - 10000) ))
     if ! (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   return 1
