@@ -95,9 +95,15 @@ internal sealed class NotifyFloor : IDisposable
     private void EventArrived(string payload)
     {
         var now = DateTimeOffset.UtcNow;
+        if (!measuring)
+        {
+            return;
+        }
+
+        // A payload over PostgreSQL's limit is cut to the task id and number: not timed.
         using var json = System.Text.Json.JsonDocument.Parse(payload);
         var root = json.RootElement;
-        if (measuring && root.TryGetProperty("type", out var type) && type.GetString() == "progress")
+        if (root.TryGetProperty("type", out var type) && type.GetString() == "progress")
         {
             var ms = (now - root.GetProperty("createdAt").GetDateTimeOffset()).TotalMilliseconds;
             lock (latencies)
