@@ -28,11 +28,8 @@ public sealed class ProgressMetricsTests(SseApp app) : IClassFixture<SseApp>
         Assert.Contains(commits, c => (string?)c.Tag == "row");
         Assert.All(commits, c => Assert.InRange(c.Value, 0, ceiling));
         // The listener hands notifications on after their commit: give the last ones a moment.
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (recorded.Values(JobsMetrics.ProgressNotifyDelay).Count < commits.Count && waited.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(20, Ct);
-        }
+        await TaskDashboardApp.WaitUntilAsync(
+            () => Task.FromResult(recorded.Values(JobsMetrics.ProgressNotifyDelay).Count >= commits.Count), "a notification for every committed write", Ct);
 
         var notifies = recorded.Values(JobsMetrics.ProgressNotifyDelay);
         Assert.True(notifies.Count >= commits.Count, $"{notifies.Count} notifications for {commits.Count} committed writes");
