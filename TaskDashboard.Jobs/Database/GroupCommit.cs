@@ -7,8 +7,7 @@ namespace TaskDashboard.Jobs.Database;
 /// Group commit: items handed in while earlier ones are being written wait in a queue, and each of
 /// <c>writers</c> threads takes what is queued (up to <c>batchSize</c>) into one statement and one
 /// commit. A lone item is written at once; under load, concurrent writes share a round trip, a
-/// commit and a WAL flush instead of each queueing for a connection (and, for statements that
-/// NOTIFY, for PostgreSQL's database-wide notify lock, which a commit holds through its flush).
+/// commit and a WAL flush instead of each queueing for a connection.
 /// Every caller gets its answer only after its item is committed.
 /// </summary>
 /// <remarks>

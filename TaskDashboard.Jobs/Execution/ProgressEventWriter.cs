@@ -7,10 +7,10 @@ namespace TaskDashboard.Jobs.Execution;
 
 /// <summary>
 /// Group commit for the live progress events of every attempt running in this process
-/// (<see cref="GroupCommit{TItem, TResult}"/>): events reported at the same time share one INSERT,
-/// one commit and one pass through PostgreSQL's notify lock. Each NOTIFY-ing commit holds that
-/// database-wide lock through its WAL flush, so ~1,000 events a second, one commit each, queue behind
-/// one another (bench/live, 100 exports: SSE p50 25.5 ms before batching, 20.7 ms after). The task-row
+/// (<see cref="GroupCommit{TItem, TResult}"/>): events reported at the same time share one INSERT
+/// and one commit, then one announcement (<see cref="TaskStore.AppendProgressEvents"/>). ~1,000
+/// events a second, one commit each, queued behind one another (bench/live, 100 exports: SSE p50
+/// 25.5 ms before batching, 20.7 ms after). The task-row
 /// writes (progress, stage changes and checkpoints with their events) are batched the same way, in
 /// batches of their own: 100 jobs starting or ending together each write three stage changes within
 /// milliseconds (bench/live, 100 reports once a second: whole-round p99 12–33 ms one commit each,
@@ -30,7 +30,7 @@ public sealed class ProgressEventWriter : IAsyncDisposable
     {
         this.timeProvider = timeProvider;
         commitDelay = meters.Create(JobsMetrics.MeterName).CreateHistogram<double>(
-            JobsMetrics.ProgressCommitDelay, unit: "ms", description: "From a progress event's timestamp to the commit of its batch");
+            JobsMetrics.ProgressCommitDelay, unit: "ms", description: "From a progress event's timestamp until its batch is committed and announced");
         var (writers, batchSize) = (options.Value.ProgressWriters, options.Value.ProgressBatchSize);
         events = new("progress events", batch => Timed(store.AppendProgressEvents(batch), batch, EventTag), writers, batchSize);
         rows = new("progress rows", batch => Timed(store.WriteProgressRows(batch), batch, RowTag), writers, batchSize);

@@ -24,6 +24,7 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         await app.WaitForJobIdAsync(task.Id, Ct);
         var running = await store.TryClaimAsync(task.Id, "worker-a", TimeSpan.FromMinutes(1), Ct);
         var lease = new TaskLease(task.Id, "worker-a", running!.Attempt);
+        await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, task.Id);
         var now = DateTimeOffset.UtcNow;
 
         var written = store.AppendProgressEvents(
@@ -37,6 +38,12 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         var progress = (await store.GetEventsAsync(task.Id, running.LastEventSeq, Ct)).Where(e => e.Type == "progress").ToList();
         Assert.Equal(["first", "second"], progress.Select(e => e.Message));
         Assert.Equal(progress[0].Seq + 1, progress[1].Seq);
+
+        // Announced as logged, in order; nothing for the lost lease's write.
+        var heard = await listener.WaitForAsync(2);
+        Assert.Equal(progress.Select(e => (e.Seq, e.Message)), heard.Select(n => (n.Seq, n.Message)));
+        await Task.Delay(300, Ct);
+        Assert.Equal(2, listener.Heard.Count);
     }
 
     [Fact]
