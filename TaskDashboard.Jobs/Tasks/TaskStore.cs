@@ -499,13 +499,13 @@ public sealed class TaskStore(
     /// <summary>
     /// Appends live progress events (see <see cref="Execution.ProgressEventWriter"/>) without writing
     /// the task rows (which are updated at most ~2/s), in one statement and one commit, then announces
-    /// them on <see cref="EventChannel"/> in a short commit of its own (see <c>Announce</c>); one result
+    /// them on <see cref="EventChannel"/> in a short commit of its own (see <c>ExecuteProgressBatch</c>); one result
     /// per event, in order: false when that attempt's lease is lost. Two events of one task in a
     /// batch get consecutive numbers in the order given.
     /// </summary>
     public IReadOnlyList<bool> AppendProgressEvents(IReadOnlyList<ProgressEventWrite> events)
     {
-        using var command = new NpgsqlCommand($"""
+        var command = new NpgsqlBatchCommand($"""
             WITH held AS (
                 SELECT r.*, t.state FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @ats)
                     WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, created_at, ord)
@@ -518,9 +518,9 @@ public sealed class TaskStore(
                     'progress', h.state, h.progress, h.stage, h.message, h.created_at
                 FROM held h
                 RETURNING task_id, seq, type, state, progress, stage, message, created_at),
-            {Announced("logged")}
-            SELECT ord, NULL::bigint, NULL::text FROM held
-            UNION ALL SELECT NULL, seq, payload FROM announced
+            {Announced("logged")},
+            {Stashed("announced")}
+            SELECT ord, txid_current() FROM stashed LEFT JOIN held ON true
             """);
         AddProgressColumns(command.Parameters, events);
         return ExecuteProgressBatch(command, events.Count);
@@ -534,7 +534,7 @@ public sealed class TaskStore(
     /// </summary>
     public IReadOnlyList<bool> WriteProgressRows(IReadOnlyList<ProgressRowWrite> rows)
     {
-        using var command = new NpgsqlCommand($"""
+        var command = new NpgsqlBatchCommand($"""
             WITH input AS (
                 SELECT * FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @checkpoints, @ats)
                     WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, checkpoint, at, ord)),
@@ -549,9 +549,9 @@ public sealed class TaskStore(
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, 'progress', state, progress, stage, message, updated_at FROM changed
                 RETURNING task_id, seq, type, state, progress, stage, message, created_at),
-            {Announced("logged")}
-            SELECT ord, NULL::bigint, NULL::text FROM changed
-            UNION ALL SELECT NULL, seq, payload FROM announced
+            {Announced("logged")},
+            {Stashed("announced")}
+            SELECT ord, txid_current() FROM stashed LEFT JOIN changed ON true
             """);
         AddProgressColumns(command.Parameters, rows);
         command.Parameters.AddWithValue("checkpoints", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, rows.Select(r => r.CheckpointJson).ToArray());
@@ -570,66 +570,97 @@ public sealed class TaskStore(
         parameters.AddWithValue("ats", writes.Select(w => w.At).ToArray());
     }
 
-    // Runs a progress batch, then announces the events it logged (see Announce). The batch's rows are
-    // the 1-based positions of the writes that held their lease, then each logged event's seq and payload.
-    private IReadOnlyList<bool> ExecuteProgressBatch(NpgsqlCommand command, int count)
+    // Runs a progress batch and announces the events it logged, in one round trip: the batch's
+    // statement commits in a transaction of its own, stashing its events' payloads in a session
+    // setting, and a second transaction announces them without waiting for its WAL flush.
+    // PostgreSQL holds its database-wide notify lock from a notifying commit's start through its
+    // flush: announced in the batches' own commits, every batch's flush queued behind the others'
+    // (pgbench, 8 clients, a one-row INSERT that notifies: 3,760 commits/s at 2.1 ms; INSERT, then
+    // the NOTIFY in a commit of its own: 7,310/s at 1.1 ms). The events are on disk before anyone
+    // hears of them, as before: a crash can lose an announcement, never an event a watcher saw. If
+    // the statement fails, PostgreSQL skips the rest of the round trip: nothing is announced. Per
+    // task, a batch announces its events in seq order; a later event written on another connection
+    // may be announced first, and the bus reads such gaps from the log. The statement's rows are
+    // the 1-based positions of the writes that held their lease (one null row stands for none),
+    // each with the transaction's id.
+    private IReadOnlyList<bool> ExecuteProgressBatch(NpgsqlBatchCommand write, int count)
     {
         using var connection = batchSource.OpenConnection();
-        command.Connection = connection;
-        var (written, announced) = WithSeqRetry(() =>
+        using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands = { new("BEGIN"), write, new("COMMIT"), new(AnnounceStashedSql) },
+        };
+        return WithSeqRetry(() =>
         {
             var written = new bool[count];
-            var announced = new List<(long Seq, string Payload)>();
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
+            long? transaction = null;
+            PostgresException? failure = null;
+            try
             {
-                if (reader.IsDBNull(0))
+                using var reader = batch.ExecuteReader();
+                while (reader.Read())
                 {
-                    announced.Add((reader.GetInt64(1), reader.GetString(2)));
+                    transaction = reader.GetInt64(1);
+                    if (!reader.IsDBNull(0))
+                    {
+                        written[reader.GetInt64(0) - 1] = true;
+                    }
                 }
-                else
-                {
-                    written[reader.GetInt64(0) - 1] = true;
-                }
+
+                reader.NextResult();
+            }
+            catch (PostgresException exception)
+            {
+                failure = exception;
             }
 
-            return (written, announced);
+            if (failure is null)
+            {
+                return written;
+            }
+
+            // A failed statement leaves its transaction open, aborted; and Npgsql loses track of a
+            // batch's prepared statements when one of them fails (the next batch on the session read
+            // an unexpected DataRow): they are prepared afresh.
+            using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+            {
+                rollback.ExecuteNonQuery();
+            }
+
+            connection.UnprepareAll();
+            if (transaction is { } id && HasCommitted(connection, id))
+            {
+                // Only the announcement failed. The events are committed: the writers must not write
+                // them again. Watchers get them with their task's next announced event or when their
+                // node's listener reconnects.
+                logger?.LogWarning(failure, "Announcing committed progress events failed");
+                return written;
+            }
+
+            throw failure;
         });
-        Announce(connection, announced);
-        return written;
     }
 
-    // Announces committed progress events in a transaction of their own that commits without
-    // waiting for its WAL flush. PostgreSQL holds its database-wide notify lock from a notifying
-    // commit's start through its flush: announced in the batch's own commit, every batch's flush
-    // queued behind the others' (pgbench, 8 clients, a one-row INSERT that notifies: 3,760 commits/s
-    // at 2.1 ms; INSERT, then the NOTIFY in a commit of its own like this: 7,310/s at 1.1 ms). The
-    // events are on disk before anyone hears of them, as before: a crash can lose an announcement,
-    // never an event a watcher saw. Per task, events are announced in seq order; a task's next
-    // batch, on another writer, may still be announced first, and the bus reads such gaps from the log.
-    private void Announce(NpgsqlConnection connection, List<(long Seq, string Payload)> announced)
+    private static bool HasCommitted(NpgsqlConnection connection, long transaction)
     {
-        if (announced.Count == 0)
-        {
-            return;
-        }
-
-        announced.Sort((a, b) => a.Seq.CompareTo(b.Seq));
-        using var command = new NpgsqlCommand(
-            $"SELECT count(pg_notify('{EventChannel}', p)) FROM set_config('synchronous_commit', 'off', true), unnest(@payloads) AS p",
-            connection);
-        command.Parameters.AddWithValue("payloads", announced.Select(a => a.Payload).ToArray());
-        try
-        {
-            command.ExecuteScalar();
-        }
-        catch (NpgsqlException exception)
-        {
-            // The events are committed: the writers must not write them again. Watchers get them
-            // with their task's next announced event or when their node's listener reconnects.
-            logger?.LogWarning(exception, "Announcing {Count} committed progress events failed", announced.Count);
-        }
+        using var command = new NpgsqlCommand("SELECT txid_status(@id) = 'committed'", connection);
+        command.Parameters.AddWithValue("id", transaction);
+        return command.ExecuteScalar() is true;
     }
+
+    // The session setting a progress batch stashes its events' payloads in, for its announcement.
+    private const string StashSetting = "taskdashboard.announce";
+
+    private static string Stashed(string announcedCte) => $"""
+        stashed AS (
+            SELECT set_config('{StashSetting}', coalesce(json_agg(payload ORDER BY seq), '[]')::text, false) FROM {announcedCte})
+        """;
+
+    private static readonly string AnnounceStashedSql = $"""
+        SELECT count(pg_notify('{EventChannel}', payload))
+        FROM set_config('synchronous_commit', 'off', true),
+            json_array_elements_text(current_setting('{StashSetting}')::json) AS payload
+        """;
 
     /// <summary>Stores the attempt's checkpoint together with its progress; false when the lease is lost.</summary>
     public bool Checkpoint(TaskLease lease, string checkpointJson, int progress, string? stage, string? message) =>

@@ -7,8 +7,8 @@ using TaskDashboard.Tests.Infrastructure;
 namespace TaskDashboard.Tests.Database;
 
 /// <summary>
-/// The progress batches commit their events first and announce them in a commit of their own:
-/// heard on a LISTEN connection of the test's, as a web node's listener hears them.
+/// The progress batches commit their events first and announce them in a commit of their own, in
+/// the same round trip: heard on a LISTEN connection of the test's, as a web node's listener hears them.
 /// </summary>
 [Collection(AppCollection.Name)]
 public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
@@ -28,6 +28,31 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
         Assert.Equal((40, "row"), (heard.Progress, heard.Message));
         Assert.Equal(heard.Seq, (await store.GetForExecutionAsync(lease.TaskId, Ct))!.LastEventSeq);
         Assert.True(listener.WasLoggedWhenHeard(heard.Seq), "the event was not in the log when its notification arrived");
+    }
+
+    [Fact]
+    public async Task FailedBatch_AnnouncesNothing_NotEvenTheSessionsEarlierEvents()
+    {
+        // One connection: the failing batch runs on the session whose earlier batch stashed its events.
+        var connectionString = new NpgsqlConnectionStringBuilder(JobsExtensions.ForProgressBatches(app.ConnectionString)) { MaxPoolSize = 1 }.ConnectionString;
+        await using var batches = NpgsqlDataSource.Create(connectionString);
+        var store = new TaskStore(app.Database, TimeProvider.System, batches);
+        var lease = await ClaimNewTaskAsync(app.Services.GetRequiredService<TaskStore>());
+        await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, lease.TaskId);
+        Assert.Equal([true], store.WriteProgressRows([new ProgressRowWrite(lease, 10, "Exporting", "logged", null, DateTimeOffset.UtcNow)]));
+        Assert.Single(await listener.WaitForAsync(1));
+
+        var failed = Assert.Throws<PostgresException>(() =>
+            store.WriteProgressRows([new ProgressRowWrite(lease, 20, "Exporting", "bad checkpoint", "{not json", DateTimeOffset.UtcNow)]));
+
+        Assert.Equal(PostgresErrorCodes.InvalidTextRepresentation, failed.SqlState);
+        Assert.DoesNotContain(await store.GetEventsAsync(lease.TaskId, 0, Ct), e => e.Message == "bad checkpoint");
+        await Task.Delay(300, Ct);
+        Assert.Equal("logged", Assert.Single(listener.Heard).Message);
+
+        // The session goes on: the next batch is written and announced.
+        Assert.Equal([true], store.WriteProgressRows([new ProgressRowWrite(lease, 30, "Exporting", "next", null, DateTimeOffset.UtcNow)]));
+        Assert.Equal(["logged", "next"], (await listener.WaitForAsync(2)).Select(n => n.Message));
     }
 
     [Fact]
