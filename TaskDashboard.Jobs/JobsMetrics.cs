@@ -13,8 +13,8 @@ public static class JobsMetrics
 
     /// <summary>
     /// Histogram (ms), in processes that run jobs: from a progress event's timestamp until the batch
-    /// that wrote it is committed and announced, i.e. its wait for a writer plus the batch's two round
-    /// trips (see <see cref="Tasks.TaskStore.AppendProgressEvents"/>). Tag
+    /// that wrote it is committed and announced, i.e. its wait for a writer plus the batch's round trip
+    /// (see <see cref="Tasks.TaskStore.AppendProgressEvents"/>). Tag
     /// <c>write</c>: <c>event</c> (live event) or <c>row</c> (task-row write with its event).
     /// </summary>
     public const string ProgressCommitDelay = "taskdashboard.progress.commit_delay";
