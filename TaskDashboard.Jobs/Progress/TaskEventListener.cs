@@ -29,11 +29,6 @@ public sealed class TaskEventListener(
     /// <summary>The key of the unpooled data source the listener opens its connection from.</summary>
     public const string ListenDataSourceKey = "listen";
 
-    private static readonly System.Text.Json.JsonSerializerOptions Json = new(System.Text.Json.JsonSerializerDefaults.Web)
-    {
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
-    };
-
     private readonly Histogram<double> notifyDelay = meters.Create(JobsMetrics.MeterName).CreateHistogram<double>(
         JobsMetrics.ProgressNotifyDelay, unit: "ms", description: "From an event's timestamp to its NOTIFY reaching this node's listener");
 
@@ -65,7 +60,7 @@ public sealed class TaskEventListener(
                 TaskEventNotification? notification;
                 try
                 {
-                    notification = System.Text.Json.JsonSerializer.Deserialize<TaskEventNotification>(payload, Json);
+                    notification = TaskEventNotification.Parse(payload);
                 }
                 catch (System.Text.Json.JsonException)
                 {

@@ -63,6 +63,14 @@ public sealed record TaskEvent(Guid TaskId, long Seq, string Type, TaskState Sta
 /// </summary>
 public sealed record TaskEventNotification(Guid TaskId, long Seq, string? Type, TaskState? State, int Progress, string? Stage, string? Message, DateTimeOffset? CreatedAt)
 {
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    /// <summary>Reads a NOTIFY payload of <see cref="TaskStore.EventChannel"/>; throws <see cref="JsonException"/> when it is not one.</summary>
+    public static TaskEventNotification? Parse(string payload) => JsonSerializer.Deserialize<TaskEventNotification>(payload, Json);
+
     public TaskEvent? ToEvent() => Type is null || State is null || CreatedAt is null
         ? null
         : new TaskEvent(TaskId, Seq, Type, State.Value, Progress, Stage, Message, CreatedAt.Value);

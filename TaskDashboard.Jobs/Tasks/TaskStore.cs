@@ -594,7 +594,6 @@ public sealed class TaskStore(
         {
             var written = new bool[count];
             long? transaction = null;
-            PostgresException? failure = null;
             try
             {
                 using var reader = batch.ExecuteReader();
@@ -608,36 +607,31 @@ public sealed class TaskStore(
                 }
 
                 reader.NextResult();
-            }
-            catch (PostgresException exception)
-            {
-                failure = exception;
-            }
-
-            if (failure is null)
-            {
                 return written;
             }
-
-            // A failed statement leaves its transaction open, aborted; and Npgsql loses track of a
-            // batch's prepared statements when one of them fails (the next batch on the session read
-            // an unexpected DataRow): they are prepared afresh.
-            using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+            catch (PostgresException failure)
             {
-                rollback.ExecuteNonQuery();
-            }
+                // (The reader is closed by now.) A failed statement leaves its transaction open,
+                // aborted; and Npgsql loses track of a batch's prepared statements when one of them
+                // fails (the next batch on the session read an unexpected DataRow): they are
+                // prepared afresh.
+                using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+                {
+                    rollback.ExecuteNonQuery();
+                }
 
-            connection.UnprepareAll();
-            if (transaction is { } id && HasCommitted(connection, id))
-            {
-                // Only the announcement failed. The events are committed: the writers must not write
-                // them again. Watchers get them with their task's next announced event or when their
-                // node's listener reconnects.
-                logger?.LogWarning(failure, "Announcing committed progress events failed");
-                return written;
-            }
+                connection.UnprepareAll();
+                if (transaction is { } id && HasCommitted(connection, id))
+                {
+                    // Only the announcement failed. The events are committed: the writers must not
+                    // write them again. Watchers get them with their task's next announced event or
+                    // when their node's listener reconnects.
+                    logger?.LogWarning(failure, "Announcing committed progress events failed");
+                    return written;
+                }
 
-            throw failure;
+                throw;
+            }
         });
     }
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Npgsql;
 using TaskDashboard.Jobs.Tasks;
 
@@ -13,11 +12,6 @@ namespace TaskDashboard.Tests.Infrastructure;
 public sealed class ProgressNotificationListener : IAsyncDisposable
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
-    };
 
     private readonly NpgsqlConnection connection;
     private readonly Guid taskId;
@@ -56,7 +50,7 @@ public sealed class ProgressNotificationListener : IAsyncDisposable
 
     private void OnNotification(string payload)
     {
-        var notification = JsonSerializer.Deserialize<TaskEventNotification>(payload, Json)!;
+        var notification = TaskEventNotification.Parse(payload)!;
         // The task's created and started events are announced too, by the dispatcher and the claim.
         if (notification.TaskId != taskId || notification.Type != "progress")
         {
