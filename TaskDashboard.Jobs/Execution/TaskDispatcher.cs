@@ -36,6 +36,8 @@ public sealed class TaskDispatcher(
     // other processes make room too).
     private long queueFullSince;
 
+    private Timer? dueTimer;
+
     /// <summary>Asks the dispatcher to run now (after a submission commits).</summary>
     public void Wake()
     {
@@ -213,8 +215,33 @@ public sealed class TaskDispatcher(
     // Hangfire.PostgreSql creates a job in two synchronous transactions, so one loop is bound by
     // round trips and commits. A loop that finds a full batch wakes another, so up to
     // DispatchConcurrency loops drain a burst together and one loop idles when traffic is light.
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(Enumerable.Range(0, options.Value.DispatchConcurrency).Select(_ => Task.Run(() => DispatchLoopAsync(stoppingToken), stoppingToken)));
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        dueTimer = new Timer(_ =>
+        {
+            try
+            {
+                Wake();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The host stopped while the timer fired.
+            }
+        });
+        return Task.WhenAll(Enumerable.Range(0, options.Value.DispatchConcurrency).Select(_ => Task.Run(() => DispatchLoopAsync(stoppingToken), stoppingToken)));
+    }
+
+    /// <summary>How long until the next delayed task without a job falls due (by the database's clock); null when none waits.</summary>
+    public async Task<TimeSpan?> UntilNextDueAsync(CancellationToken cancellationToken)
+    {
+        // Tasks already due but left waiting (their kind is full, the queues are at DispatchAhead)
+        // are not counted: the pass that skipped them is woken when a slot frees, or polls.
+        await using var command = dataSource.CreateCommand("""
+            SELECT min(scheduled_at) - now() FROM dashboard.tasks
+            WHERE hangfire_job_id IS NULL AND state = 'Scheduled' AND scheduled_at > now()
+            """);
+        return await command.ExecuteScalarAsync(cancellationToken) is TimeSpan until ? until : null;
+    }
 
     private async Task DispatchLoopAsync(CancellationToken stoppingToken)
     {
@@ -224,7 +251,13 @@ public sealed class TaskDispatcher(
             var dispatched = 0;
             try
             {
-                dispatched = QueueStillFull() ? 0 : await DispatchOnceAsync(stoppingToken);
+                var skip = QueueStillFull();
+                dispatched = skip ? 0 : await DispatchOnceAsync(stoppingToken);
+                if (!skip && dispatched < options.Value.DispatchBatchSize)
+                {
+                    await WakeWhenNextDueAsync(stoppingToken);
+                }
+
                 failures = 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -256,6 +289,19 @@ public sealed class TaskDispatcher(
         }
     }
 
+    // Delays and retry backoffs end on time without a short DispatchInterval (which would cost every
+    // node a pass per interval): after a pass that left nothing due, one timer per process wakes one
+    // loop when the earliest delayed task falls due. Every pass sets it again from the database, so a
+    // submission with an earlier time (which wakes a loop) moves it forward.
+    private async Task WakeWhenNextDueAsync(CancellationToken cancellationToken)
+    {
+        if (await UntilNextDueAsync(cancellationToken) is { } due && due < options.Value.DispatchInterval)
+        {
+            // A millisecond late rather than early: the pass takes only what is due by then.
+            dueTimer?.Change(due + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+        }
+    }
+
     private bool QueueStillFull()
     {
         var since = Interlocked.Read(ref queueFullSince);
@@ -276,6 +322,7 @@ public sealed class TaskDispatcher(
 
     public override void Dispose()
     {
+        dueTimer?.Dispose();
         wake.Dispose();
         base.Dispose();
     }

@@ -111,6 +111,8 @@ public sealed class TaskJob(
                 var delay = RetryDelay(task.Attempt);
                 await store.ScheduleRetryAsync(lease, exception.Message, delay, CancellationToken.None);
                 Log.RetryScheduled(logger, exception, taskId, task.Attempt, delay);
+                // The dispatcher sets its next wake-up by the earliest due time: this one may be earlier.
+                dispatcher.Wake();
             }
             else
             {

@@ -14,6 +14,10 @@ public sealed class ScriptedParameters
     [Range(0, 10)]
     public int FailTimes { get; set; }
 
+    /// <summary>How long a failing attempt works before it fails.</summary>
+    [Range(0, 600_000)]
+    public int FailAfterMs { get; set; }
+
     /// <summary>Fail with a permanent error instead of a transient one.</summary>
     public bool Permanent { get; set; }
 
@@ -40,6 +44,7 @@ public sealed class ScriptedTaskKind : TaskKind<ScriptedParameters>
     {
         if (context.Task.Attempt <= parameters.FailTimes)
         {
+            await Task.Delay(parameters.FailAfterMs, cancellationToken);
             throw parameters.Permanent
                 ? new PermanentTaskException($"scripted permanent failure on attempt {context.Task.Attempt}")
                 : new IOException($"scripted transient failure on attempt {context.Task.Attempt}");
