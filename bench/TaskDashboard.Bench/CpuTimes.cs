@@ -19,6 +19,18 @@ internal readonly record struct CpuTimes(long Busy, long Total)
     public double BusyShareSince(CpuTimes earlier) =>
         Total == earlier.Total ? 0 : (double)(Busy - earlier.Busy) / (Total - earlier.Total);
 
+    /// <summary>
+    /// Whether a kdamond (the kernel's DAMON, here running a proactive-reclaim "pageout" scheme) is on:
+    /// on this machine kind it tripled bench/live's latencies and their floor's tail (README, Benchmarks).
+    /// </summary>
+    public static bool KdamondOn()
+    {
+        const string Kdamonds = "/sys/kernel/mm/damon/admin/kdamonds";
+        return Directory.Exists(Kdamonds) && Directory.EnumerateDirectories(Kdamonds)
+            .Select(d => Path.Combine(d, "state"))
+            .Any(state => File.Exists(state) && File.ReadAllText(state).Trim() == "on");
+    }
+
     /// <summary>CPU seconds (user + system, all threads) a process has used so far, from /proc/[pid]/stat.</summary>
     public static double ProcessSeconds(int pid)
     {
