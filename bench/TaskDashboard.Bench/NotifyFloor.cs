@@ -18,7 +18,7 @@ internal sealed class NotifyFloor : IDisposable
     private const string Channel = "bench_notify_floor";
     private const string EventChannel = "task_events";
     private readonly List<double> latencies = [];
-    private readonly List<double> eventLatencies = [];
+    private readonly List<(string Stage, double Ms)> eventLatencies = [];
     private readonly NpgsqlConnection notifier;
     private readonly NpgsqlConnection listener;
     private readonly TimeSpan interval;
@@ -82,13 +82,17 @@ internal sealed class NotifyFloor : IDisposable
         measuring = true;
     }
 
-    /// <summary>Stops recording; the floor's latencies and the product's progress events' (ms), sorted.</summary>
-    public (List<double> Floor, List<double> Events) Take()
+    /// <summary>
+    /// Stops recording; the floor's latencies and the product's progress events' (ms), sorted, and the
+    /// events' by the stage they report.
+    /// </summary>
+    public (List<double> Floor, List<double> Events, Dictionary<string, List<double>> EventsByStage) Take()
     {
         measuring = false;
         lock (latencies)
         {
-            return ([.. latencies.Order()], [.. eventLatencies.Order()]);
+            return ([.. latencies.Order()], [.. eventLatencies.Select(e => e.Ms).Order()],
+                eventLatencies.GroupBy(e => e.Stage).ToDictionary(g => g.Key, g => g.Select(e => e.Ms).Order().ToList()));
         }
     }
 
@@ -106,9 +110,10 @@ internal sealed class NotifyFloor : IDisposable
         if (root.TryGetProperty("type", out var type) && type.GetString() == "progress")
         {
             var ms = (now - root.GetProperty("createdAt").GetDateTimeOffset()).TotalMilliseconds;
+            var stage = root.TryGetProperty("stage", out var s) && s.ValueKind == System.Text.Json.JsonValueKind.String ? s.GetString()! : "–";
             lock (latencies)
             {
-                eventLatencies.Add(ms);
+                eventLatencies.Add((stage, ms));
             }
         }
     }
