@@ -21,7 +21,7 @@ internal readonly record struct CpuTimes(long Busy, long Total)
 
     /// <summary>
     /// Whether a kdamond (the kernel's DAMON, here running a proactive-reclaim "pageout" scheme) is on:
-    /// on this machine kind it tripled bench/live's latencies and their floor's tail (README, Benchmarks).
+    /// on this machine kind it made bench/live's latencies and their floor's tail up to several times worse (README, Benchmarks).
     /// </summary>
     public static bool KdamondOn()
     {

@@ -122,7 +122,7 @@ internal static class LiveBench
 
         if (kdamond)
         {
-            Console.WriteLine("kdamond (the kernel's DAMON proactive reclaim) was on during the round: on this machine kind it tripled these latencies and the floor's p99 (README, Benchmarks)");
+            Console.WriteLine("kdamond (the kernel's DAMON proactive reclaim) was on during the round: on this machine kind it made these latencies and the floor's p99 up to several times worse (README, Benchmarks)");
         }
 
         Console.WriteLine("targets: p50 <= 3 ms, p99 <= 15 ms on loopback");
