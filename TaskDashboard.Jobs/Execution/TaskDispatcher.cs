@@ -64,8 +64,11 @@ public sealed class TaskDispatcher(
         }
     }
 
-    /// <summary>Enqueues one batch of undispatched tasks; returns how many it enqueued.</summary>
-    public async Task<int> DispatchOnceAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Enqueues one batch of undispatched tasks; returns how many it enqueued and, when it took all that
+    /// was due, how long until the next delayed task falls due (null: none waits, or the pass was cut short).
+    /// </summary>
+    public async Task<(int Dispatched, TimeSpan? NextDue)> DispatchOnceAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -74,7 +77,7 @@ public sealed class TaskDispatcher(
         Interlocked.Exchange(ref queueFullSince, limit <= 0 ? Math.Max(1, Environment.TickCount64) : 0);
         if (limit <= 0)
         {
-            return 0;
+            return (0, null);
         }
 
         var free = await FreeSlotsAsync(connection, transaction, cancellationToken);
@@ -112,10 +115,11 @@ public sealed class TaskDispatcher(
 
         if (claimed.Count == 0)
         {
-            return 0;
+            return (0, await NextDueAsync(connection, transaction, cancellationToken));
         }
 
         var jobIds = new List<string>(claimed.Count);
+        TimeSpan? nextDue;
         try
         {
             using (JobQueueWakeUp.Defer())
@@ -143,6 +147,7 @@ public sealed class TaskDispatcher(
             // The jobs above did not announce themselves (JobQueueWakeUp.Defer): workers are woken
             // when this commit lets their tasks be claimed.
             await wakeUp.AnnounceAsync(connection, transaction, jobIds.Count, cancellationToken);
+            nextDue = claimed.Count < limit ? await NextDueAsync(connection, transaction, cancellationToken) : null;
 
             await transaction.CommitAsync(cancellationToken);
         }
@@ -158,7 +163,7 @@ public sealed class TaskDispatcher(
         }
 
         Log.Dispatched(logger, claimed.Count);
-        return claimed.Count;
+        return (claimed.Count, nextDue);
     }
 
     // The outbox is read highest priority first (migration 0009 indexes this expression): with a capped
@@ -231,15 +236,17 @@ public sealed class TaskDispatcher(
         return Task.WhenAll(Enumerable.Range(0, options.Value.DispatchConcurrency).Select(_ => Task.Run(() => DispatchLoopAsync(stoppingToken), stoppingToken)));
     }
 
-    /// <summary>How long until the next delayed task without a job falls due (by the database's clock); null when none waits.</summary>
-    public async Task<TimeSpan?> UntilNextDueAsync(CancellationToken cancellationToken)
+    // How long until the next delayed task without a job falls due. Read in the pass's transaction,
+    // with the same now() as its SELECT: every delayed task was either due for that SELECT or is
+    // counted here, so none falls between (read after the pass, one that fell due in between was
+    // counted by neither and waited for the next poll). Tasks due but left waiting (their kind is
+    // full) are not counted: a freed slot wakes the dispatcher, or it polls.
+    private static async Task<TimeSpan?> NextDueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        // Tasks already due but left waiting (their kind is full, the queues are at DispatchAhead)
-        // are not counted: the pass that skipped them is woken when a slot frees, or polls.
-        await using var command = dataSource.CreateCommand("""
+        await using var command = new NpgsqlCommand("""
             SELECT min(scheduled_at) - now() FROM dashboard.tasks
             WHERE hangfire_job_id IS NULL AND state = 'Scheduled' AND scheduled_at > now()
-            """);
+            """, connection, transaction);
         return await command.ExecuteScalarAsync(cancellationToken) is TimeSpan until ? until : null;
     }
 
@@ -251,12 +258,13 @@ public sealed class TaskDispatcher(
             var dispatched = 0;
             try
             {
-                var skip = QueueStillFull();
-                dispatched = skip ? 0 : await DispatchOnceAsync(stoppingToken);
-                if (!skip && dispatched < options.Value.DispatchBatchSize)
+                TimeSpan? nextDue = null;
+                if (!QueueStillFull())
                 {
-                    await WakeWhenNextDueAsync(stoppingToken);
+                    (dispatched, nextDue) = await DispatchOnceAsync(stoppingToken);
                 }
+
+                WakeWhenDue(nextDue);
 
                 failures = 0;
             }
@@ -290,15 +298,15 @@ public sealed class TaskDispatcher(
     }
 
     // Delays and retry backoffs end on time without a short DispatchInterval (which would cost every
-    // node a pass per interval): after a pass that left nothing due, one timer per process wakes one
-    // loop when the earliest delayed task falls due. Every pass sets it again from the database, so a
-    // submission with an earlier time (which wakes a loop) moves it forward.
-    private async Task WakeWhenNextDueAsync(CancellationToken cancellationToken)
+    // node a pass per interval): after a pass that took all that was due, one timer per process wakes
+    // one loop when the earliest delayed task falls due. Every such pass sets it again from the
+    // database, so a submission with an earlier time (which wakes a loop) moves it forward; a timer
+    // that fires a little early (it counts whole milliseconds) finds the task still counted and is set again.
+    private void WakeWhenDue(TimeSpan? due)
     {
-        if (await UntilNextDueAsync(cancellationToken) is { } due && due < options.Value.DispatchInterval)
+        if (due < options.Value.DispatchInterval)
         {
-            // A millisecond late rather than early: the pass takes only what is due by then.
-            dueTimer?.Change(due + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+            dueTimer?.Change(due.Value + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
         }
     }
 
