@@ -36,7 +36,11 @@ public sealed class TaskDispatcher(
     // other processes make room too).
     private long queueFullSince;
 
+    private readonly Lock dueLock = new();
     private Timer? dueTimer;
+
+    // When (Environment.TickCount64) the timer is set to fire; in the past once it has.
+    private long dueAt;
 
     /// <summary>Asks the dispatcher to run now (after a submission commits).</summary>
     public void Wake()
@@ -299,14 +303,26 @@ public sealed class TaskDispatcher(
 
     // Delays and retry backoffs end on time without a short DispatchInterval (which would cost every
     // node a pass per interval): after a pass that took all that was due, one timer per process wakes
-    // one loop when the earliest delayed task falls due. Every such pass sets it again from the
-    // database, so a submission with an earlier time (which wakes a loop) moves it forward; a timer
-    // that fires a little early (it counts whole milliseconds) finds the task still counted and is set again.
+    // one loop when the earliest delayed task falls due. Passes only move it earlier (two loops'
+    // passes may end in either order, the older reading last) or set it once it has fired; a wake-up
+    // that comes too early (a task was cancelled, the timer counts whole milliseconds) costs one pass,
+    // which sets it again.
     private void WakeWhenDue(TimeSpan? due)
     {
-        if (due < options.Value.DispatchInterval)
+        if (due >= options.Value.DispatchInterval || due is not { } wait)
         {
-            dueTimer?.Change(due.Value + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        lock (dueLock)
+        {
+            var now = Environment.TickCount64;
+            var at = now + (long)Math.Ceiling(wait.TotalMilliseconds) + 1;
+            if (at < dueAt || dueAt <= now)
+            {
+                dueAt = at;
+                dueTimer?.Change(TimeSpan.FromMilliseconds(at - now), Timeout.InfiniteTimeSpan);
+            }
         }
     }
 
