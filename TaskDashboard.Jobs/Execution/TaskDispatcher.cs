@@ -69,8 +69,8 @@ public sealed class TaskDispatcher(
     }
 
     /// <summary>
-    /// Enqueues one batch of undispatched tasks; returns how many it enqueued and, when it took all that
-    /// was due, how long until the next delayed task falls due (null: none waits, or the pass was cut short).
+    /// Enqueues one batch of undispatched tasks; returns how many it enqueued and how long until the
+    /// next delayed task falls due (null: none waits, or the queues were full and the pass stopped early).
     /// </summary>
     public async Task<(int Dispatched, TimeSpan? NextDue)> DispatchOnceAsync(CancellationToken cancellationToken)
     {
@@ -86,7 +86,8 @@ public sealed class TaskDispatcher(
 
         var free = await FreeSlotsAsync(connection, transaction, cancellationToken);
         var claimed = new List<(Guid Id, string Priority)>();
-        await using (var select = new NpgsqlCommand($"""
+        TimeSpan? nextDue;
+        var select = new NpgsqlBatchCommand($"""
             SELECT id, priority, kind FROM dashboard.tasks
             WHERE hangfire_job_id IS NULL
               AND (state = 'Pending' OR (state = 'Scheduled' AND scheduled_at <= now()))
@@ -94,11 +95,13 @@ public sealed class TaskDispatcher(
             ORDER BY {PriorityRank}, created_at
             LIMIT @limit
             FOR UPDATE SKIP LOCKED
-            """, connection, transaction))
+            """);
+        select.Parameters.AddWithValue("limit", limit);
+        select.Parameters.AddWithValue("full", free.Where(f => f.Value <= 0).Select(f => f.Key).ToArray());
+        // In the same round trip and transaction (the same now()): when the next delayed task falls due.
+        await using (var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { select, new(NextDueSql) } })
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
         {
-            select.Parameters.AddWithValue("limit", limit);
-            select.Parameters.AddWithValue("full", free.Where(f => f.Value <= 0).Select(f => f.Key).ToArray());
-            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
                 // Kinds with a limit get no more jobs than they have free slots; the rest wait undispatched.
@@ -115,15 +118,18 @@ public sealed class TaskDispatcher(
 
                 claimed.Add((reader.GetGuid(0), reader.GetString(1)));
             }
+
+            await reader.NextResultAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            nextDue = reader.IsDBNull(0) ? null : reader.GetFieldValue<TimeSpan>(0);
         }
 
         if (claimed.Count == 0)
         {
-            return (0, await NextDueAsync(connection, transaction, cancellationToken));
+            return (0, nextDue);
         }
 
         var jobIds = new List<string>(claimed.Count);
-        TimeSpan? nextDue;
         try
         {
             using (JobQueueWakeUp.Defer())
@@ -151,7 +157,6 @@ public sealed class TaskDispatcher(
             // The jobs above did not announce themselves (JobQueueWakeUp.Defer): workers are woken
             // when this commit lets their tasks be claimed.
             await wakeUp.AnnounceAsync(connection, transaction, jobIds.Count, cancellationToken);
-            nextDue = claimed.Count < limit ? await NextDueAsync(connection, transaction, cancellationToken) : null;
 
             await transaction.CommitAsync(cancellationToken);
         }
@@ -245,14 +250,10 @@ public sealed class TaskDispatcher(
     // counted here, so none falls between (read after the pass, one that fell due in between was
     // counted by neither and waited for the next poll). Tasks due but left waiting (their kind is
     // full) are not counted: a freed slot wakes the dispatcher, or it polls.
-    private static async Task<TimeSpan?> NextDueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("""
-            SELECT min(scheduled_at) - now() FROM dashboard.tasks
-            WHERE hangfire_job_id IS NULL AND state = 'Scheduled' AND scheduled_at > now()
-            """, connection, transaction);
-        return await command.ExecuteScalarAsync(cancellationToken) is TimeSpan until ? until : null;
-    }
+    private const string NextDueSql = """
+        SELECT min(scheduled_at) - now() FROM dashboard.tasks
+        WHERE hangfire_job_id IS NULL AND state = 'Scheduled' AND scheduled_at > now()
+        """;
 
     private async Task DispatchLoopAsync(CancellationToken stoppingToken)
     {
