@@ -71,12 +71,7 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
     [Fact]
     public async Task RunningTask_IsCancelledFromTheTable_OnlyAfterConfirmation()
     {
-        var page = await SignedInPageAsync();
-        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{"throttleMs":1000}}""", Ct);
-        await page.GotoAsync("/");
-        await BrowserApp.WaitInteractiveAsync(page);
-        var row = page.GetByRole(AriaRole.Row).Filter(new() { Has = page.Locator($"a[href='/tasks/{task.Id}']") });
-        await Expect(row.GetByTestId("status")).ToHaveTextAsync("Running", new() { Timeout = 15_000 });
+        var (page, task, row) = await RunningExportInTheTableAsync();
 
         await row.GetByTestId("cancel").ClickAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Keep running" }).ClickAsync();
@@ -86,6 +81,23 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
 
         await Expect(row.GetByTestId("status")).ToHaveTextAsync("Cancelled", new() { Timeout = 10_000 });
         Assert.Equal(TaskDashboard.Jobs.Tasks.TaskState.Cancelled, (await app.GetTaskAsync(app.CreateClient(), task.Id, Ct)).Status);
+    }
+
+    [Fact]
+    public async Task RunningRow_KeepsKeyboardFocusOnItsCancelButton_WhileProgressArrives()
+    {
+        // A row rebuilt on every event (as when MudTable keyed rows by the whole changed task) drops
+        // the focus of someone who tabbed to its button: their Enter then does nothing.
+        var (page, task, row) = await RunningExportInTheTableAsync();
+        var percent = await row.GetByTestId("percent").TextContentAsync();
+
+        await row.GetByTestId("cancel").FocusAsync();
+        await Expect(row.GetByTestId("percent")).Not.ToHaveTextAsync(percent!, new() { Timeout = 10_000 });
+        await Expect(row.GetByTestId("cancel")).ToBeFocusedAsync();
+        await page.Keyboard.PressAsync("Enter");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Keep running" }).ClickAsync(new() { Timeout = 5_000 });
+        await Expect(row.GetByTestId("status")).ToHaveTextAsync("Running");
     }
 
     [Fact]
@@ -149,6 +161,18 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         await BrowserApp.SignInAsync(page, app.User.UserName, TaskDashboardApp.UserPassword);
         await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your tasks" })).ToBeVisibleAsync();
         return page;
+    }
+
+    /// <summary>An export reporting once a second, its row Running in an open Tasks page.</summary>
+    private async Task<(IPage Page, TaskResponse Task, ILocator Row)> RunningExportInTheTableAsync()
+    {
+        var page = await SignedInPageAsync();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{"throttleMs":1000}}""", Ct);
+        await page.GotoAsync("/");
+        await BrowserApp.WaitInteractiveAsync(page);
+        var row = page.GetByRole(AriaRole.Row).Filter(new() { Has = page.Locator($"a[href='/tasks/{task.Id}']") });
+        await Expect(row.GetByTestId("status")).ToHaveTextAsync("Running", new() { Timeout = 15_000 });
+        return (page, task, row);
     }
 
     private static Task MarkAsync(IPage page) => page.EvaluateAsync("() => { window.__taskDashboardMarker = 42; }");

@@ -14,6 +14,7 @@ namespace TaskDashboard.Web.Components.Pages.Tasks;
 public sealed partial class TaskList
 {
     private TaskPage tasks = new([], 0);
+    private IReadOnlyList<Row> rows = [];
     private TaskState? status;
     private string? kind;
     private string? search;
@@ -54,7 +55,7 @@ public sealed partial class TaskList
 
         var items = tasks.Items.ToList();
         items[index] = TaskDisplay.Apply(items[index], taskEvent);
-        tasks = tasks with { Items = items };
+        Show(tasks with { Items = items });
         MarkDirty();
         return Task.CompletedTask;
     }
@@ -64,8 +65,8 @@ public sealed partial class TaskList
         try
         {
             var size = DashboardOptions.Value.PageSize;
-            tasks = await Store.ListAsync(Scope, status, kind, (pageNumber - 1) * size, size, Stopping, search);
-                error = null;
+            Show(await Store.ListAsync(Scope, status, kind, (pageNumber - 1) * size, size, Stopping, search));
+            error = null;
         }
         catch (Npgsql.NpgsqlException exception)
         {
@@ -75,6 +76,12 @@ public sealed partial class TaskList
         {
             loading = false;
         }
+    }
+
+    private void Show(TaskPage page)
+    {
+        tasks = page;
+        rows = [.. page.Items.Select(task => new Row(task))];
     }
 
     private async Task OnStatusChangedAsync(TaskState? value) => await FilterAsync(() => status = value);
@@ -109,5 +116,21 @@ public sealed partial class TaskList
             },
             outcome is ({ IsFinal: false } or { State: TaskState.Cancelled }, _) ? Severity.Info : Severity.Warning);
         await LoadAsync();
+    }
+
+    /// <summary>
+    /// A task as a table row, equal to another row of the same task: MudTable keys its rows by their
+    /// items, and with the task itself as the key every event made a new key, so the row's elements
+    /// were built anew — dropping the focus of someone who had tabbed to its cancel button.
+    /// </summary>
+    private sealed class Row(TaskItem task) : IEquatable<Row>
+    {
+        public TaskItem Task { get; } = task;
+
+        public bool Equals(Row? other) => other is not null && other.Task.Id == Task.Id;
+
+        public override bool Equals(object? obj) => Equals(obj as Row);
+
+        public override int GetHashCode() => Task.Id.GetHashCode();
     }
 }
