@@ -310,7 +310,7 @@ public sealed class TaskDispatcher(
     // which sets it again.
     private void WakeWhenDue(TimeSpan? due)
     {
-        if (due >= options.Value.DispatchInterval || due is not { } wait)
+        if (due is not { } wait || wait >= options.Value.DispatchInterval)
         {
             return;
         }

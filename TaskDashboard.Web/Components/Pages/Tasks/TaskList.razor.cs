@@ -13,8 +13,8 @@ namespace TaskDashboard.Web.Components.Pages.Tasks;
 /// </summary>
 public sealed partial class TaskList
 {
-    private TaskPage tasks = new([], 0);
-    private IReadOnlyList<Row> rows = [];
+    private List<Row> rows = [];
+    private long totalCount;
     private TaskState? status;
     private string? kind;
     private string? search;
@@ -31,7 +31,7 @@ public sealed partial class TaskList
     [Inject]
     private ISnackbar Snackbar { get; set; } = null!;
 
-    private int PageCount => Math.Max(1, (int)Math.Ceiling(tasks.TotalCount / (double)DashboardOptions.Value.PageSize));
+    private int PageCount => Math.Max(1, (int)Math.Ceiling(totalCount / (double)DashboardOptions.Value.PageSize));
 
     protected override Task OnLoadAsync() => LoadAsync();
 
@@ -45,17 +45,15 @@ public sealed partial class TaskList
 
     private Task OnEventAsync(TaskEvent taskEvent)
     {
-        var index = tasks.Items.ToList().FindIndex(t => t.Id == taskEvent.TaskId);
-        if (index < 0 || taskEvent.Type != "progress")
+        var row = rows.Find(r => r.Task.Id == taskEvent.TaskId);
+        if (row is null || taskEvent.Type != "progress")
         {
             // A new task, or a change of state (attempt, result, errors live in the row): read afresh.
             MarkStale();
             return Task.CompletedTask;
         }
 
-        var items = tasks.Items.ToList();
-        items[index] = TaskDisplay.Apply(items[index], taskEvent);
-        Show(tasks with { Items = items });
+        row.Task = TaskDisplay.Apply(row.Task, taskEvent);
         MarkDirty();
         return Task.CompletedTask;
     }
@@ -65,7 +63,9 @@ public sealed partial class TaskList
         try
         {
             var size = DashboardOptions.Value.PageSize;
-            Show(await Store.ListAsync(Scope, status, kind, (pageNumber - 1) * size, size, Stopping, search));
+            var page = await Store.ListAsync(Scope, status, kind, (pageNumber - 1) * size, size, Stopping, search);
+            rows = [.. page.Items.Select(task => new Row(task))];
+            totalCount = page.TotalCount;
             error = null;
         }
         catch (Npgsql.NpgsqlException exception)
@@ -76,12 +76,6 @@ public sealed partial class TaskList
         {
             loading = false;
         }
-    }
-
-    private void Show(TaskPage page)
-    {
-        tasks = page;
-        rows = [.. page.Items.Select(task => new Row(task))];
     }
 
     private async Task OnStatusChangedAsync(TaskState? value) => await FilterAsync(() => status = value);
@@ -121,16 +115,19 @@ public sealed partial class TaskList
     /// <summary>
     /// A task as a table row, equal to another row of the same task: MudTable keys its rows by their
     /// items, and with the task itself as the key every event made a new key, so the row's elements
-    /// were built anew — dropping the focus of someone who had tabbed to its cancel button.
+    /// were built anew — dropping the focus of someone who had tabbed to its cancel button. A progress
+    /// event replaces the row's task in place.
     /// </summary>
     private sealed class Row(TaskItem task) : IEquatable<Row>
     {
-        public TaskItem Task { get; } = task;
+        private readonly Guid id = task.Id;
 
-        public bool Equals(Row? other) => other is not null && other.Task.Id == Task.Id;
+        public TaskItem Task { get; set; } = task;
+
+        public bool Equals(Row? other) => other is not null && other.id == id;
 
         public override bool Equals(object? obj) => Equals(obj as Row);
 
-        public override int GetHashCode() => Task.Id.GetHashCode();
+        public override int GetHashCode() => id.GetHashCode();
     }
 }
