@@ -7,7 +7,10 @@ public sealed class ProgressOptions
 {
     public const string SectionName = "Progress";
 
-    /// <summary>Events buffered per subscriber; when a slow subscriber's buffer is full its oldest event is dropped (the final event never is: it comes last).</summary>
+    /// <summary>
+    /// Events buffered per subscriber. When a slow subscriber's buffer is full, a new event drops an
+    /// older one that is not final, preferably of its own task; final events are never dropped.
+    /// </summary>
     [Range(4, 100_000)]
     public int SubscriberBuffer { get; set; } = 256;
 

@@ -150,12 +150,12 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
                 {
                     foreach (var subscriber in feed.Subscribers)
                     {
-                        subscriber.Writer.TryWrite(taskEvent);
+                        subscriber.Write(taskEvent);
                     }
 
                     foreach (var subscriber in ownerSubscribers ?? [])
                     {
-                        subscriber.Writer.TryWrite(taskEvent);
+                        subscriber.Write(taskEvent);
                     }
                 }
 
@@ -186,11 +186,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     }
 
     private TaskEventSubscription NewSubscription(Action<TaskEventSubscription> unsubscribe) =>
-        new(Channel.CreateBounded<TaskEvent>(new BoundedChannelOptions(options.Value.SubscriberBuffer)
-        {
-            FullMode = BoundedChannelFullMode.DropOldest,
-            SingleReader = true,
-        }), unsubscribe);
+        new(new SubscriberBuffer(options.Value.SubscriberBuffer), unsubscribe);
 
     private bool HasOwnerSubscribers(string? ownerId) =>
         ownerId is not null && ownerFeeds.TryGetValue(ownerId, out var list) && list.Count > 0;
@@ -247,21 +243,26 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     }
 }
 
-/// <summary>A subscriber's buffered view of one task's events.</summary>
-public sealed class TaskEventSubscription(Channel<TaskEvent> channel, Action<TaskEventSubscription> unsubscribe) : IDisposable
+/// <summary>A subscriber's buffered view of one task's events, or of all of an owner's.</summary>
+public sealed class TaskEventSubscription : IDisposable
 {
+    private readonly SubscriberBuffer buffer;
+    private readonly Action<TaskEventSubscription> unsubscribe;
     private int disposed;
 
-    public ChannelReader<TaskEvent> Reader => channel.Reader;
+    internal TaskEventSubscription(SubscriberBuffer buffer, Action<TaskEventSubscription> unsubscribe) =>
+        (this.buffer, this.unsubscribe) = (buffer, unsubscribe);
 
-    internal ChannelWriter<TaskEvent> Writer => channel.Writer;
+    public ChannelReader<TaskEvent> Reader => buffer;
+
+    internal void Write(TaskEvent taskEvent) => buffer.TryWrite(taskEvent);
 
     public void Dispose()
     {
         if (Interlocked.Exchange(ref disposed, 1) == 0)
         {
             unsubscribe(this);
-            channel.Writer.TryComplete();
+            buffer.Complete();
         }
     }
 }

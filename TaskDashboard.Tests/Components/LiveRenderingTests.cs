@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Claims;
-using System.Threading.Channels;
 using Bunit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -33,14 +32,14 @@ public sealed class LiveRenderingTests : BunitContext
     [Fact]
     public async Task ABurstOfEvents_IsAppliedInFull_ButRenderedAtMostTenTimesASecond()
     {
-        var feed = Channel.CreateUnbounded<TaskEvent>();
+        var feed = new SubscriberBuffer(capacity: 400);
         var cut = Render<LiveProbe>(p => p.Add(c => c.Feed, new TaskEventSubscription(feed, _ => { })));
         var rendersBefore = cut.Instance.Renders;
         var watch = Stopwatch.StartNew();
 
         for (var i = 1; i <= 400; i++)
         {
-            feed.Writer.TryWrite(new TaskEvent(Guid.Empty, i, "progress", TaskState.Running, i % 100, null, null, DateTimeOffset.UtcNow));
+            feed.TryWrite(new TaskEvent(Guid.Empty, i, "progress", TaskState.Running, i % 100, null, null, DateTimeOffset.UtcNow));
             if (i % 4 == 0)
             {
                 await Task.Delay(5, Xunit.TestContext.Current.CancellationToken);

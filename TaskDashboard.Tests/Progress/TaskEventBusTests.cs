@@ -51,6 +51,73 @@ public sealed class TaskEventBusTests(TaskDashboardApp app) : IClassFixture<Task
         Assert.Equal((5L, 50, "half"), (delivered.Seq, delivered.Progress, delivered.Message));
     }
 
+    [Fact]
+    public async Task SubscriberThatNeverReads_DoesNotHoldBackAnother_AndKeepsOnlyTheLatestEvents()
+    {
+        var bus = SmallBufferBus();
+        var taskId = Guid.NewGuid();
+        using var reading = bus.Subscribe(taskId, knownSeq: 0);
+        using var stalled = bus.Subscribe(taskId, knownSeq: 0);
+        var received = new List<long>();
+
+        for (var seq = 1; seq <= 20; seq++)
+        {
+            await bus.OnNotifiedAsync(Progress(taskId, seq), Ct);
+            received.AddRange(Drain(reading).Select(e => e.Seq));
+        }
+
+        await bus.OnNotifiedAsync(Final(taskId, 21), Ct);
+        received.AddRange(Drain(reading).Select(e => e.Seq));
+
+        Assert.Equal(Enumerable.Range(1, 21).Select(i => (long)i), received);
+        Assert.Equal([18L, 19L, 20L, 21L], Drain(stalled).Select(e => e.Seq));
+    }
+
+    [Fact]
+    public async Task OwnerSubscriberThatFallsBehind_KeepsEveryFinalEvent_AndEachTasksLatestEvent()
+    {
+        var bus = SmallBufferBus();
+        using var everything = bus.SubscribeAll();
+        var (quiet, ended, busy) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+
+        await bus.OnNotifiedAsync(new TaskEventNotification(quiet, 1, "stage", TaskState.Running, 0, "Querying", null, DateTimeOffset.UtcNow), Ct);
+        await bus.OnNotifiedAsync(Final(ended, 1), Ct);
+        for (var seq = 1; seq <= 10; seq++)
+        {
+            await bus.OnNotifiedAsync(Progress(busy, seq), Ct);
+        }
+
+        // The busy task's progress makes room by dropping its own older events, not the others'.
+        Assert.Equal([(quiet, 1L), (ended, 1L), (busy, 9L), (busy, 10L)], Drain(everything).Select(e => (e.TaskId, e.Seq)));
+    }
+
+    [Fact]
+    public async Task OwnerSubscriberHoldingOnlyFinalEvents_KeepsThemAll_PastItsSize()
+    {
+        var bus = SmallBufferBus();
+        using var everything = bus.SubscribeAll();
+        var ended = Enumerable.Range(0, 6).Select(_ => Guid.NewGuid()).ToArray();
+        var running = Guid.NewGuid();
+
+        foreach (var taskId in ended)
+        {
+            await bus.OnNotifiedAsync(Final(taskId, 1), Ct);
+        }
+
+        await bus.OnNotifiedAsync(Progress(running, 1), Ct);
+
+        Assert.Equal([.. ended, running], Drain(everything).Select(e => e.TaskId));
+    }
+
+    private TaskEventBus SmallBufferBus() =>
+        new(app.Services.GetRequiredService<TaskStore>(), Options.Create(new ProgressOptions { SubscriberBuffer = 4 }));
+
+    private static TaskEventNotification Progress(Guid taskId, long seq) =>
+        new(taskId, seq, "progress", TaskState.Running, (int)seq, "Exporting", null, DateTimeOffset.UtcNow);
+
+    private static TaskEventNotification Final(Guid taskId, long seq) =>
+        new(taskId, seq, "succeeded", TaskState.Succeeded, 100, null, null, DateTimeOffset.UtcNow);
+
     private static List<TaskEvent> Drain(TaskEventSubscription subscription)
     {
         var events = new List<TaskEvent>();
