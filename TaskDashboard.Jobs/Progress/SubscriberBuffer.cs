@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using System.Threading.Tasks.Sources;
 using TaskDashboard.Jobs.Tasks;
 
 namespace TaskDashboard.Jobs.Progress;
@@ -13,13 +14,22 @@ namespace TaskDashboard.Jobs.Progress;
 /// <remarks>
 /// A channel's own <see cref="BoundedChannelFullMode.DropOldest"/> drops whatever came first, and a
 /// subscriber to all of an owner's tasks has one buffer for them all: a busy task's progress pushed
-/// out the final events and only stages of quiet ones.
+/// out the final events and only stages of quiet ones. The one reader's wait is a reusable
+/// <see cref="IValueTaskSource{TResult}"/>, as in the channels: a node may hold 20,000 streams, and a
+/// task per wait (with <see cref="Task.WaitAsync(CancellationToken)"/> for the keep-alive timeout)
+/// added a thread-pool hop and two allocations to every delivery. The reader is woken through the
+/// thread pool's global queue, as a channel does: one event wakes every stream of a task, and queued
+/// on the broadcaster's own thread the wake-ups waited for other threads to steal them.
 /// </remarks>
-internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>
+internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>, IValueTaskSource<bool>, IThreadPoolWorkItem
 {
     private readonly Lock gate = new();
     private Queue<TaskEvent> events = new();
-    private TaskCompletionSource<bool>? waiter;
+    private ManualResetValueTaskSourceCore<bool> waiter;
+    private bool waiting;
+    private Wake wake;
+    private CancellationToken cancelledBy;
+    private CancellationTokenRegistration cancellation;
     private bool completed;
 
     public override bool CanCount => true;
@@ -37,7 +47,7 @@ internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>
 
     public bool TryWrite(TaskEvent taskEvent)
     {
-        TaskCompletionSource<bool>? wake;
+        bool woken;
         lock (gate)
         {
             if (completed)
@@ -51,24 +61,24 @@ internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>
             }
 
             events.Enqueue(taskEvent);
-            (wake, waiter) = (waiter, null);
+            woken = WakeReader(Wake.Ready);
         }
 
-        wake?.TrySetResult(true);
+        QueueWake(woken);
         return true;
     }
 
     /// <summary>No more events: the reader gets what is buffered, then the end.</summary>
     public void Complete()
     {
-        TaskCompletionSource<bool>? wake;
+        bool woken;
         lock (gate)
         {
             completed = true;
-            (wake, waiter) = (waiter, null);
+            woken = WakeReader(Wake.Ended);
         }
 
-        wake?.TrySetResult(false);
+        QueueWake(woken);
     }
 
     public override bool TryRead(out TaskEvent item)
@@ -81,7 +91,7 @@ internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>
 
     public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
     {
-        Task<bool> wait;
+        short version;
         lock (gate)
         {
             if (events.Count > 0 || completed)
@@ -89,11 +99,93 @@ internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>
                 return new(events.Count > 0);
             }
 
-            waiter ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            wait = waiter.Task;
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return ValueTask.FromCanceled<bool>(cancellationToken);
+            }
+
+            waiter.Reset();
+            waiting = true;
+            version = waiter.Version;
         }
 
-        return new(cancellationToken.CanBeCanceled ? wait.WaitAsync(cancellationToken) : wait);
+        if (cancellationToken.CanBeCanceled)
+        {
+            // Disposed by GetResult, on the reader's side, once the wait is over.
+            cancellation = cancellationToken.UnsafeRegister(
+                static (state, token) => ((SubscriberBuffer)state!).CancelWait(token), this);
+        }
+
+        return new(this, version);
+    }
+
+    bool IValueTaskSource<bool>.GetResult(short token)
+    {
+        try
+        {
+            return waiter.GetResult(token);
+        }
+        finally
+        {
+            cancellation.Dispose();
+            cancellation = default;
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => waiter.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        waiter.OnCompleted(continuation, state, token, flags);
+
+    private void CancelWait(CancellationToken cancellationToken)
+    {
+        bool woken;
+        lock (gate)
+        {
+            cancelledBy = cancellationToken;
+            woken = WakeReader(Wake.Cancelled);
+        }
+
+        QueueWake(woken);
+    }
+
+    // Under the lock: ends the reader's wait, if it is waiting, with this outcome.
+    private bool WakeReader(Wake outcome)
+    {
+        if (!waiting)
+        {
+            return false;
+        }
+
+        (waiting, wake) = (false, outcome);
+        return true;
+    }
+
+    private void QueueWake(bool woken)
+    {
+        if (woken)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        if (wake == Wake.Cancelled)
+        {
+            waiter.SetException(new OperationCanceledException(cancelledBy));
+        }
+        else
+        {
+            waiter.SetResult(wake == Wake.Ready);
+        }
+    }
+
+    private enum Wake
+    {
+        Ready,
+        Ended,
+        Cancelled,
     }
 
     // Called only when full (under the lock); the buffer is small, so a scan is cheap next to the
