@@ -32,19 +32,6 @@ internal sealed class SubscriberBuffer(int capacity) : ChannelReader<TaskEvent>,
     private CancellationTokenRegistration cancellation;
     private bool completed;
 
-    public override bool CanCount => true;
-
-    public override int Count
-    {
-        get
-        {
-            lock (gate)
-            {
-                return events.Count;
-            }
-        }
-    }
-
     public bool TryWrite(TaskEvent taskEvent)
     {
         bool woken;
