@@ -21,6 +21,14 @@ public sealed class ProgressOptions
     [Range(1, 100_000)]
     public int ReplayHoldLimit { get; set; } = 256;
 
+    /// <summary>
+    /// How long a SignalR connection on <c>/hubs/tasks</c> may leave a message untaken (its client has
+    /// stopped reading) before the node closes it; the client reconnects and subscribes again with
+    /// the last seq it saw. Only that connection's events wait meanwhile.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan HubSendTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long the listener waits for a notification before it pings its connection.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan ListenerKeepAlive { get; set; } = TimeSpan.FromSeconds(10);

@@ -7,22 +7,34 @@ using TaskDashboard.Web.Progress;
 namespace TaskDashboard.Tests.Progress;
 
 /// <summary>The app on a real Kestrel port without workers: the test writes a task's events itself.</summary>
-public sealed class KestrelApp : TaskDashboardApp
+public class KestrelApp : TaskDashboardApp
 {
-    public KestrelApp() => UseKestrel(0);
-}
+    private readonly (string Key, string Value)[] settings;
 
-/// <summary>As <see cref="KestrelApp"/>, holding at most 4 live events per connection during a replay.</summary>
-public sealed class SmallBufferKestrelApp : TaskDashboardApp
-{
-    public SmallBufferKestrelApp() => UseKestrel(0);
+    public KestrelApp()
+        : this([])
+    {
+    }
+
+    /// <summary>With these configuration settings as well.</summary>
+    protected KestrelApp(params (string Key, string Value)[] settings)
+    {
+        this.settings = settings;
+        UseKestrel(0);
+    }
 
     protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
     {
         base.ConfigureWebHost(builder);
-        builder.UseSetting("Progress:ReplayHoldLimit", "4");
+        foreach (var (key, value) in settings)
+        {
+            builder.UseSetting(key, value);
+        }
     }
 }
+
+/// <summary>As <see cref="KestrelApp"/>, holding at most 4 live events per connection during a replay.</summary>
+public sealed class SmallBufferKestrelApp() : KestrelApp(("Progress:ReplayHoldLimit", "4"));
 
 [Collection(AppCollection.Name)]
 public sealed class HubReplayTests(KestrelApp app) : IClassFixture<KestrelApp>
@@ -63,6 +75,18 @@ internal static class HubReplay
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>
+    /// Submits an export and claims it as a worker would (the apps here run none), so that the test
+    /// can log the task's events itself under the returned lease.
+    /// </summary>
+    public static async Task<TaskLease> ClaimNewTaskAsync(TaskDashboardApp app, HttpClient client)
+    {
+        var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        await app.WaitForJobIdAsync(task.Id, Ct);
+        var claimed = (await app.Services.GetRequiredService<TaskStore>().TryClaimAsync(task.Id, "hub-test", TimeSpan.FromMinutes(5), Ct))!;
+        return new TaskLease(task.Id, "hub-test", claimed.Attempt);
+    }
+
+    /// <summary>
     /// Logs <paramref name="logged"/> events of a running task, then subscribes a SignalR client from
     /// seq 0 while <paramref name="liveBurst"/> more events are logged every few milliseconds; returns the last seq logged and the
     /// seqs the client accepted (those above the last one it had seen), in arrival order.
@@ -71,10 +95,7 @@ internal static class HubReplay
     {
         var store = app.Services.GetRequiredService<TaskStore>();
         var client = app.CreateClient();
-        var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
-        await app.WaitForJobIdAsync(task.Id, Ct);
-        var claimed = (await store.TryClaimAsync(task.Id, "replay-test", TimeSpan.FromMinutes(5), Ct))!;
-        var lease = new TaskLease(task.Id, "replay-test", claimed.Attempt);
+        var lease = await ClaimNewTaskAsync(app, client);
         var progress = 0;
         Task<IReadOnlyList<bool>> AppendAsync(int count) => Task.Run(() => store.AppendProgressEvents(
             [.. Enumerable.Range(0, count).Select(_ => new ProgressEventWrite(lease, ++progress % 100, "Exporting", $"report {progress}", DateTimeOffset.UtcNow))]), Ct);
@@ -95,11 +116,11 @@ internal static class HubReplay
                 await Task.Delay(2, Ct);
             }
         }, Ct);
-        await watcher.Connection.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, 0L, Ct);
+        await watcher.Connection.InvokeAsync<TaskEventData>("SubscribeToTask", lease.TaskId, 0L, Ct);
         await Task.Delay(300, Ct);
         await stopLive.CancelAsync();
         await live;
-        var last = (await store.GetEventsAsync(task.Id, 0, Ct))[^1].Seq;
+        var last = (await store.GetEventsAsync(lease.TaskId, 0, Ct))[^1].Seq;
 
         // A client that keeps the last seq it has seen drops anything at or below it: arrival order matters.
         var seen = new List<long>();

@@ -25,7 +25,8 @@ public static class ProgressApi
         var group = app.MapGroup("/api/tasks").WithTags("Progress");
         group.MapGet("/{id:guid}/events", StreamTaskEventsAsync).WithName("TaskEvents");
         app.MapGet("/api/events", StreamOwnerEvents).WithTags("Progress").WithName("MyTaskEvents");
-        app.MapHub<ProgressHub>("/hubs/tasks");
+        var progress = app.ServiceProvider.GetRequiredService<IOptions<ProgressOptions>>().Value;
+        app.MapHub<ProgressHub>("/hubs/tasks", o => o.TransportSendTimeout = progress.HubSendTimeout);
         return group;
     }
 

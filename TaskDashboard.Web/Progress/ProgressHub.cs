@@ -15,16 +15,20 @@ public interface IProgressClient
 }
 
 /// <summary>
-/// <c>/hubs/tasks</c>: a client subscribes to a task it may see and then receives its events. Methods
-/// only check access and join or leave group <c>task:{id}</c>; the events come from the node's
-/// broadcaster through <see cref="HubTaskForwarder"/>.
+/// <c>/hubs/tasks</c>: a client subscribes to a task it may see, or to all of its own tasks, and then
+/// receives their events. Methods only check access and start or stop a watch; the events come from
+/// the node's broadcaster through <see cref="HubTaskForwarder"/>.
 /// </summary>
 public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : Hub<IProgressClient>
 {
-    public static string Group(Guid taskId) => $"task:{taskId}";
+    /// <summary>The forwarder's key of a connection's watch of one task.</summary>
+    public static string TaskWatch(Guid taskId) => $"task:{taskId}";
+
+    /// <summary>The forwarder's key of a connection's watch of all tasks of an owner.</summary>
+    public static string OwnerWatch(string ownerId) => $"owner:{ownerId}";
 
     /// <summary>
-    /// Joins the task's group and returns its snapshot. Events after <paramref name="afterSeq"/> (or
+    /// Watches the task and returns its snapshot. Events after <paramref name="afterSeq"/> (or
     /// after the snapshot) already logged are sent to the caller at once; a client ignores any event
     /// whose seq it has seen.
     /// </summary>
@@ -37,10 +41,9 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
             throw new HubException("afterSeq must not be negative.");
         }
 
-        // The group's live events are held back for this caller until the replay of the log is sent,
+        // The task's live events are held back for this caller until the replay of the log is sent,
         // so that it gets every event once and in order (a live event must not overtake the replay).
-        await Groups.AddToGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
-        forwarder.Join(Context.ConnectionId, Group(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq), holdLive: true);
+        forwarder.Join(Context.ConnectionId, TaskWatch(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq), holdLive: true);
         var sent = afterSeq ?? task.LastEventSeq;
         try
         {
@@ -52,35 +55,32 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
         }
         finally
         {
-            await forwarder.ReleaseHeldAsync(Context.ConnectionId, Group(taskId), Clients.Caller, sent,
+            await forwarder.ReleaseHeldAsync(Context.ConnectionId, TaskWatch(taskId), Clients.Caller, sent,
                 after => store.GetEventsAsync(taskId, after, Context.ConnectionAborted));
         }
 
         return TaskEventStream.Snapshot(task);
     }
 
-    public async Task UnsubscribeFromTask(Guid taskId)
+    public Task UnsubscribeFromTask(Guid taskId)
     {
-        await Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(taskId), Context.ConnectionAborted);
-        forwarder.Leave(Context.ConnectionId, Group(taskId));
+        forwarder.Leave(Context.ConnectionId, TaskWatch(taskId));
+        return Task.CompletedTask;
     }
 
-    /// <summary>Joins the caller's own group: from now on, events of every task of theirs.</summary>
-    public async Task SubscribeToMyTasks()
-    {
-        var owner = Context.User!.Id();
-        await Groups.AddToGroupAsync(Context.ConnectionId, OwnerGroup(owner), Context.ConnectionAborted);
-        forwarder.Join(Context.ConnectionId, OwnerGroup(owner), bus => bus.SubscribeOwner(owner));
-    }
-
-    public async Task UnsubscribeFromMyTasks()
+    /// <summary>From now on, events of every task of the caller's.</summary>
+    public Task SubscribeToMyTasks()
     {
         var owner = Context.User!.Id();
-        await Groups.RemoveFromGroupAsync(Context.ConnectionId, OwnerGroup(owner), Context.ConnectionAborted);
-        forwarder.Leave(Context.ConnectionId, OwnerGroup(owner));
+        forwarder.Join(Context.ConnectionId, OwnerWatch(owner), bus => bus.SubscribeOwner(owner));
+        return Task.CompletedTask;
     }
 
-    public static string OwnerGroup(string ownerId) => $"owner:{ownerId}";
+    public Task UnsubscribeFromMyTasks()
+    {
+        forwarder.Leave(Context.ConnectionId, OwnerWatch(Context.User!.Id()));
+        return Task.CompletedTask;
+    }
 
     public override Task OnDisconnectedAsync(Exception? exception)
     {
@@ -90,9 +90,11 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
 }
 
 /// <summary>
-/// Feeds SignalR groups from the broadcaster: one bus subscription per group watched on this node
-/// (a task, or all tasks of an owner), however many connections are in it, released when the last
-/// one leaves.
+/// Feeds SignalR connections from the broadcaster: each watch of a connection (a task, or all tasks
+/// of an owner) has its own bus subscription and pump, which sends to that connection alone. A
+/// connection that stops reading stalls only its own pumps, while its buffers drop progress down to
+/// the latest; a SignalR group send would wait for the slowest member (it completes once every
+/// member's connection has taken the message).
 /// </summary>
 public sealed class HubTaskForwarder(
     TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, IOptions<ProgressOptions> options, ILogger<HubTaskForwarder> logger) : IDisposable
@@ -100,38 +102,33 @@ public sealed class HubTaskForwarder(
     private readonly int heldLimit = options.Value.ReplayHoldLimit;
     private readonly Lock gate = new();
     private long heldOverflows;
-    private readonly Dictionary<string, Forward> forwards = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, HashSet<string>> byConnection = new(StringComparer.Ordinal);
+    private int watches;
+    private readonly Dictionary<string, Dictionary<string, Watch>> byConnection = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// Adds the connection to the group's forward (subscribing the group when it is the first). With
-    /// <paramref name="holdLive"/> the group's events are held back for this connection, not sent
-    /// to it, until <see cref="ReleaseHeldAsync"/>.
+    /// Starts the connection's watch (unless it has it already). With <paramref name="holdLive"/> its
+    /// events are held back, not sent, until <see cref="ReleaseHeldAsync"/>.
     /// </summary>
-    public void Join(string connectionId, string group, Func<TaskEventBus, TaskEventSubscription> subscribe, bool holdLive = false)
+    public void Join(string connectionId, string watchKey, Func<TaskEventBus, TaskEventSubscription> subscribe, bool holdLive = false)
     {
         lock (gate)
         {
-            if (!byConnection.TryGetValue(connectionId, out var groups))
+            if (!byConnection.TryGetValue(connectionId, out var watched))
             {
-                byConnection[connectionId] = groups = new(StringComparer.Ordinal);
+                byConnection[connectionId] = watched = new(StringComparer.Ordinal);
             }
 
-            if (!forwards.TryGetValue(group, out var forward))
+            if (!watched.TryGetValue(watchKey, out var watch))
             {
-                forwards[group] = forward = new Forward(subscribe(bus));
-                _ = PumpAsync(group, forward);
-            }
-
-            if (groups.Add(group))
-            {
-                forward.Connections++;
+                watched[watchKey] = watch = new Watch(subscribe(bus));
+                watches++;
+                _ = PumpAsync(connectionId, watchKey, watch);
             }
 
             if (holdLive)
             {
-                forward.Held[connectionId] = [];
-                forward.Overflowed.Remove(connectionId);
+                watch.Held = [];
+                watch.Overflowed = false;
             }
         }
     }
@@ -139,15 +136,27 @@ public sealed class HubTaskForwarder(
     /// <summary>Times a connection's held events outgrew <c>Progress:ReplayHoldLimit</c> and were read from the log instead.</summary>
     public long HeldOverflows => Interlocked.Read(ref heldOverflows);
 
+    /// <summary>Watches (a connection's task, or its owner's tasks) this node forwards events to.</summary>
+    public int Watches
+    {
+        get
+        {
+            lock (gate)
+            {
+                return watches;
+            }
+        }
+    }
+
     /// <summary>
     /// Sends the connection the events held back for it that come after <paramref name="sentUpTo"/>,
-    /// in order, then lets the group's events reach it again. The last events are sent while still
-    /// holding, so none sent to the group afterwards can overtake them. At most
-    /// <c>Progress:ReplayHoldLimit</c> events are held per connection: when more arrive during a long
+    /// in order, then lets the watch's events reach it again. The last events are sent while still
+    /// holding, so none sent by the watch afterwards can overtake them. At most
+    /// <c>Progress:ReplayHoldLimit</c> events are held per watch: when more arrive during a long
     /// replay, they are dropped and read again from the log (<paramref name="readLogAfter"/>).
     /// </summary>
     public async Task ReleaseHeldAsync(
-        string connectionId, string group, IProgressClient caller, long sentUpTo, Func<long, Task<IReadOnlyList<TaskEvent>>> readLogAfter)
+        string connectionId, string watchKey, IProgressClient caller, long sentUpTo, Func<long, Task<IReadOnlyList<TaskEvent>>> readLogAfter)
     {
         try
         {
@@ -157,16 +166,17 @@ public sealed class HubTaskForwarder(
                 var overflowed = false;
                 lock (gate)
                 {
-                    if (!forwards.TryGetValue(group, out var forward) || !forward.Held.TryGetValue(connectionId, out var pending)
-                        || (pending.Count == 0 && !forward.Overflowed.Contains(connectionId)))
+                    var watch = Find(connectionId, watchKey);
+                    if (watch?.Held is not { } pending || (pending.Count == 0 && !watch.Overflowed))
                     {
-                        forward?.Held.Remove(connectionId);
+                        watch?.Held = null;
                         return;
                     }
 
                     held = [.. pending];
                     pending.Clear();
-                    overflowed = forward.Overflowed.Remove(connectionId);
+                    overflowed = watch.Overflowed;
+                    watch.Overflowed = false;
                 }
 
                 if (overflowed)
@@ -186,10 +196,10 @@ public sealed class HubTaskForwarder(
         {
             lock (gate)
             {
-                if (forwards.TryGetValue(group, out var forward))
+                if (Find(connectionId, watchKey) is { } watch)
                 {
-                    forward.Held.Remove(connectionId);
-                    forward.Overflowed.Remove(connectionId);
+                    watch.Held = null;
+                    watch.Overflowed = false;
                 }
             }
 
@@ -197,13 +207,17 @@ public sealed class HubTaskForwarder(
         }
     }
 
-    public void Leave(string connectionId, string group)
+    public void Leave(string connectionId, string watchKey)
     {
         lock (gate)
         {
-            if (byConnection.TryGetValue(connectionId, out var groups) && groups.Remove(group))
+            if (byConnection.TryGetValue(connectionId, out var watched) && watched.Remove(watchKey, out var watch))
             {
-                Release(group, connectionId);
+                Stop(watch);
+                if (watched.Count == 0)
+                {
+                    byConnection.Remove(connectionId);
+                }
             }
         }
     }
@@ -212,11 +226,11 @@ public sealed class HubTaskForwarder(
     {
         lock (gate)
         {
-            if (byConnection.Remove(connectionId, out var groups))
+            if (byConnection.Remove(connectionId, out var watched))
             {
-                foreach (var group in groups)
+                foreach (var watch in watched.Values)
                 {
-                    Release(group, connectionId);
+                    Stop(watch);
                 }
             }
         }
@@ -232,77 +246,72 @@ public sealed class HubTaskForwarder(
     {
         lock (gate)
         {
-            foreach (var forward in forwards.Values)
+            foreach (var watch in byConnection.Values.SelectMany(watched => watched.Values))
             {
-                forward.Subscription.Dispose();
+                Stop(watch);
             }
 
-            forwards.Clear();
+            byConnection.Clear();
         }
     }
 
-    private void Release(string group, string connectionId)
-    {
-        if (!forwards.TryGetValue(group, out var forward))
-        {
-            return;
-        }
+    private Watch? Find(string connectionId, string watchKey) =>
+        byConnection.TryGetValue(connectionId, out var watched) && watched.TryGetValue(watchKey, out var watch) ? watch : null;
 
-        forward.Held.Remove(connectionId);
-        forward.Overflowed.Remove(connectionId);
-        if (--forward.Connections == 0)
-        {
-            forwards.Remove(group);
-            forward.Subscription.Dispose();
-        }
+    private void Stop(Watch watch)
+    {
+        watches--;
+        watch.Subscription.Dispose();
     }
 
-    private async Task PumpAsync(string group, Forward forward)
+    private async Task PumpAsync(string connectionId, string watchKey, Watch watch)
     {
+        var client = hub.Clients.Client(connectionId);
         try
         {
-            await foreach (var taskEvent in forward.Subscription.Reader.ReadAllAsync())
+            await foreach (var taskEvent in watch.Subscription.Reader.ReadAllAsync())
             {
-                string[]? holding = null;
                 lock (gate)
                 {
-                    if (forward.Held.Count > 0)
+                    if (watch.Held is { } held)
                     {
-                        holding = [.. forward.Held.Keys];
-                        foreach (var (connectionId, pending) in forward.Held)
+                        if (watch.Overflowed)
                         {
-                            if (pending.Count < heldLimit && !forward.Overflowed.Contains(connectionId))
-                            {
-                                pending.Add(taskEvent);
-                            }
-                            else if (forward.Overflowed.Add(connectionId))
-                            {
-                                pending.Clear();
-                                Interlocked.Increment(ref heldOverflows);
-                            }
+                            continue;
                         }
+
+                        if (held.Count < heldLimit)
+                        {
+                            held.Add(taskEvent);
+                        }
+                        else
+                        {
+                            watch.Overflowed = true;
+                            held.Clear();
+                            Interlocked.Increment(ref heldOverflows);
+                        }
+
+                        continue;
                     }
                 }
 
-                await SendAsync(holding is null ? hub.Clients.Group(group) : hub.Clients.GroupExcept(group, holding), taskEvent);
+                await SendAsync(client, taskEvent);
             }
         }
         catch (Exception exception)
         {
-            logger.LogWarning(exception, "Forwarding events to SignalR group {Group} stopped", group);
+            logger.LogWarning(exception, "Forwarding events to SignalR connection {ConnectionId} ({Watch}) stopped", connectionId, watchKey);
         }
     }
 
-    private sealed class Forward(TaskEventSubscription subscription)
+    private sealed class Watch(TaskEventSubscription subscription)
     {
         public TaskEventSubscription Subscription { get; } = subscription;
 
-        public int Connections { get; set; }
+        /// <summary>While the connection is sent its replay: the events held back meanwhile.</summary>
+        public List<TaskEvent>? Held { get; set; }
 
-        /// <summary>Connections still being sent their replay, and the group's events held back for each.</summary>
-        public Dictionary<string, List<TaskEvent>> Held { get; } = new(StringComparer.Ordinal);
-
-        /// <summary>Connections whose held events outgrew the limit: the rest of their replay comes from the log.</summary>
-        public HashSet<string> Overflowed { get; } = new(StringComparer.Ordinal);
+        /// <summary>The held events outgrew the limit: the rest of the replay comes from the log.</summary>
+        public bool Overflowed { get; set; }
     }
 }
