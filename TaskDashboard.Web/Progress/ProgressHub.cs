@@ -120,12 +120,12 @@ public sealed class HubTaskForwarder(
 
             if (!watched.TryGetValue(watchKey, out var watch))
             {
-                watched[watchKey] = watch = new Watch(subscribe(bus));
+                // Held before the pump starts: it may read an event at once, on this thread.
+                watched[watchKey] = watch = new Watch(subscribe(bus)) { Held = holdLive ? [] : null };
                 watches++;
                 _ = PumpAsync(connectionId, watchKey, watch);
             }
-
-            if (holdLive)
+            else if (holdLive)
             {
                 watch.Held = [];
                 watch.Overflowed = false;
