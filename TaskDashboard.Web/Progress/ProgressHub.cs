@@ -43,7 +43,7 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
 
         // The task's live events are held back for this caller until the replay of the log is sent,
         // so that it gets every event once and in order (a live event must not overtake the replay).
-        forwarder.Join(Context.ConnectionId, TaskWatch(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq), holdLive: true);
+        Watch(TaskWatch(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq), holdLive: true);
         var sent = afterSeq ?? task.LastEventSeq;
         try
         {
@@ -72,7 +72,7 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
     public Task SubscribeToMyTasks()
     {
         var owner = Context.User!.Id();
-        forwarder.Join(Context.ConnectionId, OwnerWatch(owner), bus => bus.SubscribeOwner(owner));
+        Watch(OwnerWatch(owner), bus => bus.SubscribeOwner(owner));
         return Task.CompletedTask;
     }
 
@@ -86,6 +86,18 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
     {
         forwarder.LeaveAll(Context.ConnectionId);
         return base.OnDisconnectedAsync(exception);
+    }
+
+    private void Watch(string watchKey, Func<TaskEventBus, TaskEventSubscription> subscribe, bool holdLive = false)
+    {
+        forwarder.Join(Context.ConnectionId, watchKey, subscribe, holdLive);
+
+        // SignalR aborts a connection before it calls OnDisconnectedAsync, which may already have run
+        // while this method was still on its way here: then nothing else would end the watch.
+        if (Context.ConnectionAborted.IsCancellationRequested)
+        {
+            forwarder.LeaveAll(Context.ConnectionId);
+        }
     }
 }
 
