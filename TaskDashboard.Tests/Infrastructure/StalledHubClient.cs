@@ -16,6 +16,7 @@ public sealed class StalledHubClient : IAsyncDisposable
     private const char RecordSeparator = '\u001e';
     private readonly ClientWebSocket socket;
     private readonly HttpMessageInvoker invoker;
+    private readonly StringBuilder pending = new();
     private int invocations;
 
     private StalledHubClient(ClientWebSocket socket, HttpMessageInvoker invoker) => (this.socket, this.invoker) = (socket, invoker);
@@ -70,8 +71,6 @@ public sealed class StalledHubClient : IAsyncDisposable
 
     // Hub messages end with a record separator; a WebSocket message may carry several. Reads one
     // byte at a time so that nothing past the record it needs is taken off the socket.
-    private readonly StringBuilder pending = new();
-
     private async Task<string> ReadRecordAsync(CancellationToken cancellationToken)
     {
         var buffer = new byte[1];

@@ -31,7 +31,7 @@ public sealed class HubSlowClientTests(SendTimeoutKestrelApp app) : IClassFixtur
 
         // One connection watches the task and all of its owner's tasks, and then stops reading; one
         // watcher for each kind of subscription keeps reading.
-        var stalled = await StalledHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
+        await using var stalled = await StalledHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
         await stalled.InvokeAsync("SubscribeToTask", $"""["{taskId}",null]""", Ct);
         await stalled.InvokeAsync("SubscribeToMyTasks", "[]", Ct);
         await using var taskWatcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
@@ -68,7 +68,6 @@ public sealed class HubSlowClientTests(SendTimeoutKestrelApp app) : IClassFixtur
 
         Assert.Equal(watchesBefore + 2, forwarder.Watches);
         Assert.True(logging.Elapsed > TimeSpan.FromSeconds(11.9), $"The stalled connection was closed {logging.Elapsed} after the logging began, before Progress:HubSendTimeout");
-        await stalled.DisposeAsync();
     }
 
     /// <summary>Reads the watcher's events of the task until seq <paramref name="last"/>; progress on the way may have been dropped (down to the latest).</summary>
