@@ -6,10 +6,10 @@ namespace TaskDashboard.Tests.Infrastructure;
 
 /// <summary>
 /// A SignalR client of /hubs/tasks that subscribes and then stops reading: a raw WebSocket speaking
-/// the JSON hub protocol over a socket with a 4 KB receive buffer, so the server's writes to it
-/// back up after a few hundred KB instead of the megabytes loopback's buffers would take. (The .NET
-/// SignalR client cannot do this: it keeps reading into an unbounded queue even when its handlers
-/// block.)
+/// the JSON hub protocol over a socket with a 4 KB receive buffer. The server's side still takes
+/// ~4 MB into its socket's send buffer (the kernel grows it on loopback) before its writes back up,
+/// so a test must send more than that. (The .NET SignalR client cannot stall this way: it keeps
+/// reading into an unbounded queue even when its handlers block.)
 /// </summary>
 public sealed class StalledHubClient : IAsyncDisposable
 {
