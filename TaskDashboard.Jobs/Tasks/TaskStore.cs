@@ -266,6 +266,17 @@ public sealed class TaskStore(
         return events;
     }
 
+    /// <summary>
+    /// The number of the task's last logged event (0: none). The row's <see cref="TaskItem.LastEventSeq"/>
+    /// may be behind it while the task runs: live progress events are logged without touching the row.
+    /// </summary>
+    public async Task<long> GetLastEventSeqAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT coalesce(max(seq), 0) FROM dashboard.task_events WHERE task_id = @id");
+        command.Parameters.AddWithValue("id", id);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     /// <summary>The owners' tasks (every owner's when null) that logged events since a time, with the first such event's number.</summary>
     public async Task<IReadOnlyList<(Guid TaskId, long FirstSeq)>> GetTasksWithEventsSinceAsync(string[]? ownerIds, DateTimeOffset since, CancellationToken cancellationToken)
     {

@@ -84,4 +84,57 @@ public sealed class HubTests(SseApp app) : IClassFixture<SseApp>
 
         Assert.Contains("no task", refused.Message);
     }
+
+    [Fact]
+    public async Task Hub_EndsATasksWatchWithItsFinalEvent_AndDoesNotWatchATaskThatHasEnded()
+    {
+        var client = app.CreateClient();
+        var forwarder = app.Services.GetRequiredService<HubTaskForwarder>();
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, app.ApiKey, Ct);
+        var hub = watcher.Connection;
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1500}}""", Ct);
+
+        var snapshot = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, null, Ct);
+        Assert.False(TaskTransitions.IsFinal(snapshot.Status));
+        Assert.Equal([ProgressHub.TaskWatch(task.Id)], forwarder.WatchesOf(hub.ConnectionId!));
+        var final = await ReadUntilAsync(watcher, e => TaskTransitions.IsFinal(e.Status));
+        // The watch ends once the final event is sent (just after the client has it).
+        using (var ended = CancellationTokenSource.CreateLinkedTokenSource(Ct))
+        {
+            ended.CancelAfter(TimeSpan.FromSeconds(5));
+            while (forwarder.WatchesOf(hub.ConnectionId!).Count > 0 && !ended.IsCancellationRequested)
+            {
+                await Task.Delay(20, CancellationToken.None);
+            }
+        }
+
+        Assert.Empty(forwarder.WatchesOf(hub.ConnectionId!));
+
+        // Subscribing to the ended task sends the events after afterSeq and its final snapshot, and watches nothing.
+        var again = await hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, final.Seq - 2, Ct);
+        var missed = new[] { await ReadUntilAsync(watcher, _ => true), await ReadUntilAsync(watcher, _ => true) };
+        Assert.Equal([final.Seq - 1, final.Seq], missed.Select(e => e.Seq));
+        Assert.Equal(TaskState.Succeeded, again.Status);
+        Assert.Equal(final.Seq, again.Seq);
+        Assert.Empty(forwarder.WatchesOf(hub.ConnectionId!));
+
+        // No client can have received an event past a task's last one.
+        var past = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<TaskEventData>("SubscribeToTask", task.Id, final.Seq + 1, Ct));
+        Assert.Contains($"past the task's last event ({final.Seq})", past.Message);
+    }
+
+    private static async Task<TaskEventData> ReadUntilAsync(TaskHubClient watcher, Func<TaskEventData, bool> found)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await foreach (var data in watcher.Events.ReadAllAsync(timeout.Token))
+        {
+            if (found(data))
+            {
+                return data;
+            }
+        }
+
+        throw new InvalidOperationException("The hub connection closed.");
+    }
 }

@@ -196,6 +196,42 @@ public sealed class SseTests(SseApp app) : IClassFixture<SseApp>
         Assert.Equal(HttpStatusCode.BadRequest, badResponse.StatusCode);
     }
 
+    [Fact]
+    public async Task LastEventId_OfAnEndedTasksLastEvent_Answers204_AndPastALastEvent400()
+    {
+        var client = app.CreateClient();
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var ended = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":100}}""", Ct);
+        await app.WaitForStateAsync(client, ended.Id, TaskState.Succeeded, Ct);
+        var endedLast = (await store.GetEventsAsync(ended.Id, 0, Ct))[^1].Seq;
+        var waiting = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{},"delay":3600}""", Ct);
+
+        using var caughtUp = await OpenStreamAsync(client, ended.Id, endedLast);
+        using var pastEnded = await OpenStreamAsync(client, ended.Id, endedLast + 1);
+        using var pastWaiting = await OpenStreamAsync(client, waiting.Id, 2);
+        using var atWaiting = await OpenStreamAsync(client, waiting.Id, 1);
+
+        // The client has the ended task's final event: no stream, and an EventSource stops reconnecting.
+        Assert.Equal(HttpStatusCode.NoContent, caughtUp.StatusCode);
+        Assert.Empty(await caughtUp.Content.ReadAsByteArrayAsync(Ct));
+        // No client can have received an event past a task's last one: a clear error, not a silent stream.
+        Assert.Equal(HttpStatusCode.BadRequest, pastEnded.StatusCode);
+        Assert.Equal("application/problem+json", pastEnded.Content.Headers.ContentType?.MediaType);
+        Assert.Contains($"past the task's last event ({endedLast})", await pastEnded.Content.ReadAsStringAsync(Ct));
+        Assert.Equal(HttpStatusCode.BadRequest, pastWaiting.StatusCode);
+        // A task that has not ended is streamed from its last event on.
+        Assert.Equal(HttpStatusCode.OK, atWaiting.StatusCode);
+        Assert.Equal("text/event-stream", atWaiting.Content.Headers.ContentType?.MediaType);
+        await client.PostAsync($"/api/tasks/{waiting.Id}/cancel", null, Ct);
+    }
+
+    private static async Task<HttpResponseMessage> OpenStreamAsync(HttpClient client, Guid taskId, long lastEventId)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/tasks/{taskId}/events");
+        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+    }
+
     private static async Task<List<SseMessage>> ReadStreamAsync(HttpClient client, string path, string? lastEventId)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, path);

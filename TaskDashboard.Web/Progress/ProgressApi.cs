@@ -70,6 +70,21 @@ public static class ProgressApi
             return TasksApi.TaskNotFound(id);
         }
 
+        if (after is { } seen && await TaskEventStream.PastTheLastEventAsync(task, seen, store, cancellationToken) is { } last)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["Last-Event-ID"] = [$"Last-Event-ID {seen} is past the task's last event ({last}); connect without it for a snapshot."],
+            });
+        }
+
+        // The client has every event of a task that has ended: nothing to stream. A 204 also tells
+        // a browser's EventSource to stop reconnecting.
+        if (after == task.LastEventSeq && task.IsFinal)
+        {
+            return TypedResults.NoContent();
+        }
+
         return new TaskEventStream(task, after, store, bus, options.Value);
     }
 }

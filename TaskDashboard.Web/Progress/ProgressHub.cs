@@ -22,7 +22,7 @@ public interface IProgressClient
 public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : Hub<IProgressClient>
 {
     /// <summary>The forwarder's key of a connection's watch of one task.</summary>
-    public static string TaskWatch(Guid taskId) => $"task:{taskId}";
+    public static string TaskWatch(Guid taskId) => $"{HubTaskForwarder.TaskWatchPrefix}{taskId}";
 
     /// <summary>The forwarder's key of a connection's watch of all tasks of an owner.</summary>
     public static string OwnerWatch(string ownerId) => $"owner:{ownerId}";
@@ -30,7 +30,8 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
     /// <summary>
     /// Watches the task and returns its snapshot. Events after <paramref name="afterSeq"/> (or
     /// after the snapshot) already logged are sent to the caller at once; a client ignores any event
-    /// whose seq it has seen.
+    /// whose seq it has seen. The watch ends with the task's final event; a task that has already
+    /// ended is not watched at all.
     /// </summary>
     public async Task<TaskEventData> SubscribeToTask(Guid taskId, long? afterSeq = null)
     {
@@ -41,22 +42,47 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
             throw new HubException("afterSeq must not be negative.");
         }
 
+        if (afterSeq is { } seen && await TaskEventStream.PastTheLastEventAsync(task, seen, store, Context.ConnectionAborted) is { } last)
+        {
+            throw new HubException($"afterSeq {seen} is past the task's last event ({last}).");
+        }
+
+        if (task.IsFinal)
+        {
+            // Nothing will follow: the events the caller missed, and no watch.
+            foreach (var taskEvent in afterSeq is { } after ? await store.GetEventsAsync(taskId, after, Context.ConnectionAborted) : [])
+            {
+                await HubTaskForwarder.SendAsync(Clients.Caller, taskEvent);
+            }
+
+            return TaskEventStream.Snapshot(task);
+        }
+
         // The task's live events are held back for this caller until the replay of the log is sent,
         // so that it gets every event once and in order (a live event must not overtake the replay).
         Watch(TaskWatch(taskId), bus => bus.Subscribe(taskId, task.LastEventSeq), holdLive: true);
         var sent = afterSeq ?? task.LastEventSeq;
+        var ended = false;
         try
         {
             foreach (var taskEvent in await store.GetEventsAsync(taskId, sent, Context.ConnectionAborted))
             {
                 await HubTaskForwarder.SendAsync(Clients.Caller, taskEvent);
                 sent = taskEvent.Seq;
+                ended |= TaskTransitions.IsFinal(taskEvent.State);
             }
         }
         finally
         {
             await forwarder.ReleaseHeldAsync(Context.ConnectionId, TaskWatch(taskId), Clients.Caller, sent,
                 after => store.GetEventsAsync(taskId, after, Context.ConnectionAborted));
+        }
+
+        if (ended)
+        {
+            // The task ended after it was read, before the watch began: its final event came from
+            // the log, and the watch will see no more.
+            forwarder.Leave(Context.ConnectionId, TaskWatch(taskId));
         }
 
         return TaskEventStream.Snapshot(task);
@@ -111,6 +137,8 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
 public sealed class HubTaskForwarder(
     TaskEventBus bus, IHubContext<ProgressHub, IProgressClient> hub, IOptions<ProgressOptions> options, ILogger<HubTaskForwarder> logger) : IDisposable
 {
+    internal const string TaskWatchPrefix = "task:";
+
     private readonly int heldLimit = options.Value.ReplayHoldLimit;
     private readonly Lock gate = new();
     private long heldOverflows;
@@ -160,6 +188,15 @@ public sealed class HubTaskForwarder(
         }
     }
 
+    /// <summary>The keys of the watches this node keeps for one connection.</summary>
+    public IReadOnlyList<string> WatchesOf(string connectionId)
+    {
+        lock (gate)
+        {
+            return byConnection.TryGetValue(connectionId, out var watched) ? [.. watched.Keys] : [];
+        }
+    }
+
     /// <summary>
     /// Sends the connection the events held back for it that come after <paramref name="sentUpTo"/>,
     /// in order, then lets the watch's events reach it again. The last events are sent while still
@@ -182,6 +219,12 @@ public sealed class HubTaskForwarder(
                     if (watch?.Held is not { } pending || (pending.Count == 0 && !watch.Overflowed))
                     {
                         watch?.Held = null;
+                        if (watch is { Ended: true })
+                        {
+                            // The task's final event was held, and has now been sent.
+                            Remove(connectionId, watchKey, watch);
+                        }
+
                         return;
                     }
 
@@ -223,13 +266,9 @@ public sealed class HubTaskForwarder(
     {
         lock (gate)
         {
-            if (byConnection.TryGetValue(connectionId, out var watched) && watched.Remove(watchKey, out var watch))
+            if (Find(connectionId, watchKey) is { } watch)
             {
-                Stop(watch);
-                if (watched.Count == 0)
-                {
-                    byConnection.Remove(connectionId);
-                }
+                Remove(connectionId, watchKey, watch);
             }
         }
     }
@@ -276,17 +315,36 @@ public sealed class HubTaskForwarder(
         watch.Subscription.Dispose();
     }
 
+    // Ends this watch, unless it has been replaced meanwhile (a Leave and a new Join). Under the gate.
+    private void Remove(string connectionId, string watchKey, Watch watch)
+    {
+        if (byConnection.TryGetValue(connectionId, out var watched) && watched.TryGetValue(watchKey, out var current) && ReferenceEquals(current, watch))
+        {
+            watched.Remove(watchKey);
+            Stop(watch);
+            if (watched.Count == 0)
+            {
+                byConnection.Remove(connectionId);
+            }
+        }
+    }
+
     private async Task PumpAsync(string connectionId, string watchKey, Watch watch)
     {
         var client = hub.Clients.Client(connectionId);
         try
         {
+            // A task's watch ends with its final event (an owner's watch goes on).
+            var endsWithFinal = watchKey.StartsWith(TaskWatchPrefix, StringComparison.Ordinal);
             await foreach (var taskEvent in watch.Subscription.Reader.ReadAllAsync())
             {
+                var final = endsWithFinal && TaskTransitions.IsFinal(taskEvent.State);
                 lock (gate)
                 {
                     if (watch.Held is { } held)
                     {
+                        // Sent with the held events: the release ends the watch.
+                        watch.Ended |= final;
                         if (watch.Overflowed)
                         {
                             continue;
@@ -308,6 +366,15 @@ public sealed class HubTaskForwarder(
                 }
 
                 await SendAsync(client, taskEvent);
+                if (final)
+                {
+                    lock (gate)
+                    {
+                        Remove(connectionId, watchKey, watch);
+                    }
+
+                    return;
+                }
             }
         }
         catch (Exception exception)
@@ -325,5 +392,8 @@ public sealed class HubTaskForwarder(
 
         /// <summary>The held events outgrew the limit: the rest of the replay comes from the log.</summary>
         public bool Overflowed { get; set; }
+
+        /// <summary>The task's final event came while events were held: the watch ends once they are sent.</summary>
+        public bool Ended { get; set; }
     }
 }

@@ -92,6 +92,23 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
         }
     }
 
+    /// <summary>
+    /// The task's last event when <paramref name="after"/> is past it, else null. No client can have
+    /// received such an event: events are announced only once they are in the log. The task row's
+    /// number may be behind the log while the task runs (live progress events do not touch the
+    /// row), so the log decides then; an ended task's row has its final event.
+    /// </summary>
+    internal static async Task<long?> PastTheLastEventAsync(TaskItem task, long after, TaskStore store, CancellationToken cancellationToken)
+    {
+        if (after <= task.LastEventSeq)
+        {
+            return null;
+        }
+
+        var last = task.IsFinal ? task.LastEventSeq : await store.GetLastEventSeqAsync(task.Id, cancellationToken);
+        return after > last ? last : null;
+    }
+
     internal static void StartStream(HttpContext context)
     {
         context.Response.ContentType = "text/event-stream; charset=utf-8";
