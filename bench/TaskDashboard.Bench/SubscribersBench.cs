@@ -2,12 +2,15 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
 
 namespace TaskDashboard.Bench;
 
 /// <summary>
 /// How many concurrent SSE subscribers one web node holds: N streams on one task, the node's memory
 /// per subscriber (RSS growth / N) and the delivery latency of the task's events to all of them.
+/// With <c>--protocol signalr</c>, N SignalR connections (WebSockets) that each subscribe to the task.
 /// </summary>
 internal static class SubscribersBench
 {
@@ -24,7 +27,10 @@ internal static class SubscribersBench
         // HTTP/2 (cleartext, prior knowledge) multiplexes the streams over few connections: the node
         // then needs a descriptor per connection, not per stream (--protocol http2 with --url pointing
         // at an HTTP/2 endpoint).
-        var http2 = values.GetValueOrDefault("protocol", "http2") == "http2";
+        var protocol = values.GetValueOrDefault("protocol", "http2");
+        var http2 = protocol == "http2";
+        var signalR = protocol == "signalr";
+        var protocolName = http2 ? "HTTP/2" : signalR ? "SignalR" : "HTTP/1.1";
         using var handler = new SocketsHttpHandler
         {
             MaxConnectionsPerServer = count + 10,
@@ -59,14 +65,14 @@ internal static class SubscribersBench
                 GC.Collect();
                 await Task.Delay(1000);
                 var before = ExportBench.ReadStatusMb(webPid, "VmRSS");
-                var result = await RunRoundAsync(http, url, http2, count, webPid, startDelay);
+                var result = await RunRoundAsync(http, url, protocol, count, webPid, startDelay);
                 (connectSeconds, finished, webCpuUs, clientCpuUs) = (result.ConnectSeconds, result.Finished, result.WebCpuUs, result.ClientCpuUs);
                 var measured = round > 1 || rounds == 1;
                 if (round == 1)
                 {
                     (rssBefore, rssHeld) = (before, result.HeldMb);
                     perSubscriberKb = (rssHeld - rssBefore) * 1024 / count;
-                    Console.WriteLine(string.Create(Invariant, $"{count} SSE streams over {(http2 ? "HTTP/2" : "HTTP/1.1")} connected in {connectSeconds:F1} s; web node RSS {rssBefore:F0} MB -> {rssHeld:F0} MB = {perSubscriberKb:F1} KB per subscriber"));
+                    Console.WriteLine(string.Create(Invariant, $"{count} {(signalR ? "SignalR subscriptions" : $"SSE streams over {protocolName}")} connected in {connectSeconds:F1} s; web node RSS {rssBefore:F0} MB -> {rssHeld:F0} MB = {perSubscriberKb:F1} KB per subscriber"));
                 }
 
                 foreach (var (seq, ofEvent) in result.BySeq.OrderBy(e => e.Key))
@@ -86,7 +92,7 @@ internal static class SubscribersBench
             double At(double q) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
             Console.WriteLine($"| {"subscribers",11} | {"protocol",8} | {"KB each",8} | {"deliveries",10} | {"p50 ms",7} | {"p99 ms",7} | {"max ms",7} | {"node µs/delivery",16} |");
             Console.WriteLine("|-------------|----------|----------|------------|---------|---------|---------|------------------|");
-            Console.WriteLine(string.Create(Invariant, $"| {count,11} | {(http2 ? "HTTP/2" : "HTTP/1.1"),8} | {perSubscriberKb,8:F1} | {latencies.Count,10} | {At(0.5),7:F1} | {At(0.99),7:F1} | {At(1),7:F1} | {webCpuUs,16:F1} |"));
+            Console.WriteLine(string.Create(Invariant, $"| {count,11} | {protocolName,8} | {perSubscriberKb,8:F1} | {latencies.Count,10} | {At(0.5),7:F1} | {At(0.99),7:F1} | {At(1),7:F1} | {webCpuUs,16:F1} |"));
             Console.WriteLine("targets: 20,000 subscribers at <= 32 KB each, p99 delivery <= 250 ms");
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
             await File.WriteAllTextAsync(output, JsonSerializer.Serialize(new
@@ -95,7 +101,7 @@ internal static class SubscribersBench
                 at = DateTimeOffset.UtcNow,
                 subscribers = count,
                 rounds,
-                protocol = http2 ? "HTTP/2" : "HTTP/1.1",
+                protocol = protocolName,
                 connectSeconds,
                 rssBeforeMb = rssBefore,
                 rssHeldMb = rssHeld,
@@ -123,7 +129,7 @@ internal static class SubscribersBench
     /// is still scheduled, then the worker runs it; ends when every stream has seen the terminal event. Returns each event's delivery latencies by sequence number.
     /// </summary>
     private static async Task<(Dictionary<long, List<double>> BySeq, double HeldMb, double ConnectSeconds, int Finished, double WebCpuUs, double ClientCpuUs)> RunRoundAsync(
-        HttpClient http, Uri url, bool http2, int count, int webPid, int startDelay)
+        HttpClient http, Uri url, string protocol, int count, int webPid, int startDelay)
     {
         var submitted = await http.PostAsync("/api/exports", new StringContent(
             $$"""{"parameters":{"from":"2025-01-01","to":"2025-01-31","throttleMs":1000},"delay":{{startDelay}}}""", System.Text.Encoding.UTF8, "application/json"));
@@ -150,10 +156,15 @@ internal static class SubscribersBench
 
         var connect = Stopwatch.StartNew();
         var connections = new List<Http2SseConnection>();
+        var hubs = new List<HubConnection>();
         List<Task> streams;
-        if (http2)
+        if (protocol == "http2")
         {
             streams = await OpenHttp2StreamsAsync(url, $"/api/tasks/{id}/events", count, Record, connections);
+        }
+        else if (protocol == "signalr")
+        {
+            streams = await OpenHubSubscriptionsAsync(url, Guid.Parse(id), count, Record, hubs);
         }
         else
         {
@@ -185,6 +196,8 @@ internal static class SubscribersBench
             await connection.DisposeAsync();
         }
 
+        await Task.WhenAll(hubs.Select(hub => hub.DisposeAsync().AsTask()));
+
         var deliveries = bySeq.Sum(e => e.Value.Count);
         return (bySeq, held, connectSeconds, streams.Count(s => s.IsCompletedSuccessfully),
             (CpuTimes.ProcessSeconds(webPid) - webCpu) * 1e6 / deliveries, (CpuTimes.ProcessSeconds(Environment.ProcessId) - clientCpu) * 1e6 / deliveries);
@@ -211,6 +224,53 @@ internal static class SubscribersBench
 
             await Task.WhenAll(opened).WaitAsync(TimeSpan.FromMinutes(1));
         }
+
+        return ended;
+    }
+
+    // SignalR: one WebSocket connection per subscriber, each subscribed to the task, 50 connecting at
+    // a time. A subscriber is done when it has the final event.
+    private static async Task<List<Task>> OpenHubSubscriptionsAsync(
+        Uri url, Guid taskId, int count, Action<long, string, DateTimeOffset> record, List<HubConnection> hubs)
+    {
+        var ended = new List<Task>();
+        var gate = new SemaphoreSlim(50);
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var hub = new HubConnectionBuilder()
+                    .WithUrl(new Uri(url, "/hubs/tasks"), o =>
+                    {
+                        o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey);
+                        o.Transports = HttpTransportType.WebSockets;
+                        o.SkipNegotiation = true;
+                    })
+                    .Build();
+                hub.On<JsonElement>("TaskProgressChanged", e => record(e.GetProperty("seq").GetInt64(), "progress", e.GetProperty("at").GetDateTimeOffset()));
+                hub.On<JsonElement>("TaskStateChanged", e =>
+                {
+                    if (e.GetProperty("type").GetString() is "succeeded" or "failed" or "cancelled")
+                    {
+                        record(e.GetProperty("seq").GetInt64(), e.GetProperty("type").GetString()!, e.GetProperty("at").GetDateTimeOffset());
+                        done.TrySetResult();
+                    }
+                });
+                await hub.StartAsync();
+                await hub.InvokeAsync<JsonElement>("SubscribeToTask", taskId, null);
+                lock (hubs)
+                {
+                    hubs.Add(hub);
+                    ended.Add(done.Task);
+                }
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
 
         return ended;
     }
