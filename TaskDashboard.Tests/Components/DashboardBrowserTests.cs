@@ -155,6 +155,37 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
         await Expect(row).ToHaveCountAsync(0);
     }
 
+    [Fact]
+    public async Task BrowsersEventSource_GetsEveryEventOnce_AndStopsReconnectingAfterTheFinalOne()
+    {
+        var page = await SignedInPageAsync();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{"throttleMs":200}}""", Ct);
+
+        await page.EvaluateAsync("""
+            id => {
+                const seen = window.__sse = { events: [], opens: 0 };
+                seen.source = new EventSource(`/api/tasks/${id}/events`);
+                seen.source.onopen = () => seen.opens++;
+                for (const name of ['snapshot', 'progress', 'stage', 'succeeded', 'failed', 'cancelled']) {
+                    seen.source.addEventListener(name, e => seen.events.push([name, Number(e.lastEventId)]));
+                }
+            }
+            """, task.Id.ToString());
+        // The server closes the stream after the final event; the EventSource comes back after the
+        // retry: delay (2 s) with that event's id as Last-Event-ID, and the 204 closes it for good.
+        await page.WaitForFunctionAsync("() => window.__sse.source.readyState === EventSource.CLOSED", null, new() { Timeout = 30_000 });
+        var events = await page.EvaluateAsync<System.Text.Json.JsonElement>("() => window.__sse.events");
+        var opens = await page.EvaluateAsync<int>("() => window.__sse.opens");
+
+        var names = events.EnumerateArray().Select(e => e[0].GetString()).ToList();
+        var seqs = events.EnumerateArray().Select(e => e[1].GetInt64()).ToList();
+        Assert.Equal("snapshot", names[0]);
+        Assert.Equal("succeeded", names[^1]);
+        Assert.Single(names, n => n == "succeeded");
+        Assert.Equal(Enumerable.Range((int)seqs[0], seqs.Count).Select(i => (long)i), seqs);
+        Assert.Equal(1, opens);
+    }
+
     private async Task<IPage> SignedInPageAsync()
     {
         var page = await app.NewPageAsync();
