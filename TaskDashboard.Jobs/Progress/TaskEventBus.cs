@@ -77,6 +77,12 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     public async Task OnNotifiedAsync(TaskEventNotification notification, CancellationToken cancellationToken)
     {
         var (taskId, seq) = (notification.TaskId, notification.Seq);
+        if (notification.OwnerId is { } ownerId)
+        {
+            // The notification names the owner: no query for it here or when delivering.
+            RememberOwner(taskId, ownerId);
+        }
+
         if (!feeds.TryGetValue(taskId, out var feed))
         {
             // Nobody watches this task itself; someone may watch all tasks of its owner.
@@ -207,7 +213,8 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         }
     }
 
-    // A task's owner never changes, so it is read once per task (the cache is cleared when large).
+    // A task's owner never changes: it comes with each notification, or is read once per task when
+    // a notification lacks it (the cache is cleared when large).
     private async Task<string?> OwnerOfAsync(Guid taskId, CancellationToken cancellationToken)
     {
         if (owners.TryGetValue(taskId, out var owner))
@@ -218,15 +225,26 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         owner = (await store.GetForExecutionAsync(taskId, cancellationToken))?.OwnerId;
         if (owner is not null)
         {
-            if (owners.Count > 100_000)
-            {
-                owners.Clear();
-            }
-
-            owners[taskId] = owner;
+            RememberOwner(taskId, owner);
         }
 
         return owner;
+    }
+
+    private void RememberOwner(Guid taskId, string ownerId)
+    {
+        // Once per task: counting a concurrent dictionary takes all its locks.
+        if (owners.ContainsKey(taskId))
+        {
+            return;
+        }
+
+        if (owners.Count > 100_000)
+        {
+            owners.Clear();
+        }
+
+        owners[taskId] = ownerId;
     }
 
     private sealed class TaskFeed(Guid taskId)

@@ -58,10 +58,12 @@ public sealed record TaskResult(string FileName, string ContentType, long SizeBy
 public sealed record TaskEvent(Guid TaskId, long Seq, string Type, TaskState State, int Progress, string? Stage, string? Message, DateTimeOffset CreatedAt);
 
 /// <summary>
-/// What NOTIFY carries for a new event: the whole event, or only <see cref="TaskId"/> and
-/// <see cref="Seq"/> when it was too large (then <see cref="Type"/> is null).
+/// What NOTIFY carries for a new event: the whole event and its task's owner, or only
+/// <see cref="TaskId"/>, <see cref="Seq"/> and <see cref="OwnerId"/> when it was too large (then
+/// <see cref="Type"/> is null). <see cref="OwnerId"/> is null in notifications of older versions.
 /// </summary>
-public sealed record TaskEventNotification(Guid TaskId, long Seq, string? Type, TaskState? State, int Progress, string? Stage, string? Message, DateTimeOffset? CreatedAt)
+public sealed record TaskEventNotification(
+    Guid TaskId, long Seq, string? Type, TaskState? State, int Progress, string? Stage, string? Message, DateTimeOffset? CreatedAt, string? OwnerId = null)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {

@@ -942,15 +942,19 @@ public sealed class TaskStore(
         """;
 
     // What NOTIFY carries for each logged row. The event itself rides along so listeners need no
-    // query; a payload near NOTIFY's 8000-byte limit (a long error message) is cut to the ids and
-    // listeners read the event from the log.
+    // query, and so does the task's owner: a node with watchers of whole owners needs it for every
+    // task, and looking it up stalled every other notification behind the query in the start burst
+    // of 100 jobs. A payload near NOTIFY's 8000-byte limit (a long error message) is cut to the ids
+    // and listeners read the event from the log. (The tasks row read here is the statement's
+    // snapshot, from before a sibling CTE's update: a task's owner never changes.)
     private static string Announced(string loggedCte) => $"""
         announced AS (
             SELECT task_id, seq, CASE WHEN octet_length(payload) < 7500 THEN payload
-                ELSE json_build_object('taskId', task_id, 'seq', seq)::text END AS payload
-            FROM (SELECT task_id, seq, json_build_object('taskId', task_id, 'seq', seq, 'type', type, 'state', state,
-                    'progress', progress, 'stage', stage, 'message', message, 'createdAt', created_at)::text AS payload
-                  FROM {loggedCte}) AS events)
+                ELSE json_build_object('taskId', task_id, 'seq', seq, 'ownerId', owner_id)::text END AS payload
+            FROM (SELECT l.task_id, l.seq, o.owner_id, json_build_object('taskId', l.task_id, 'seq', l.seq, 'ownerId', o.owner_id,
+                    'type', l.type, 'state', l.state, 'progress', l.progress, 'stage', l.stage, 'message', l.message,
+                    'createdAt', l.created_at)::text AS payload
+                  FROM {loggedCte} l JOIN dashboard.tasks o ON o.id = l.task_id) AS events)
         """;
 
     private static string Sql(IEnumerable<TaskState> states) => string.Join(", ", states.Select(s => $"'{s}'"));

@@ -76,6 +76,27 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
         Assert.Equal("on", await command.ExecuteScalarAsync(Ct));
     }
 
+    [Fact]
+    public async Task EveryAnnouncement_NamesTheTasksOwner_AlsoWhenCutToTheIds()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var lease = await ClaimNewTaskAsync(store);
+        var owner = (await store.GetForExecutionAsync(lease.TaskId, Ct))!.OwnerId;
+        await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, lease.TaskId, everyType: true);
+
+        store.WriteProgressRows([new ProgressRowWrite(lease, 10, "Exporting", "row", null, DateTimeOffset.UtcNow)]);
+        store.AppendProgressEvents([new ProgressEventWrite(lease, 20, "Exporting", new string('x', 8_000), DateTimeOffset.UtcNow)]);
+        await store.FailAsync(lease, "failed on purpose", Ct);
+
+        // A task-row batch, a live-event batch (too long for NOTIFY, so cut to the ids) and a state
+        // change (and whatever the dispatcher announced of the task meanwhile).
+        await TaskDashboardApp.WaitUntilAsync(
+            () => Task.FromResult(listener.Heard.Any(n => n.Type is "failed" or "retry_scheduled")), "the state change's notification", Ct);
+        var heard = listener.Heard.ToArray();
+        Assert.All(heard, notification => Assert.Equal(owner, notification.OwnerId));
+        Assert.Equal(["progress", null], heard.Where(n => n.Type is "progress" or null).Select(n => n.Type));
+    }
+
     private async Task<TaskLease> ClaimNewTaskAsync(TaskStore store)
     {
         var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);

@@ -6,8 +6,8 @@ namespace TaskDashboard.Tests.Infrastructure;
 
 /// <summary>
 /// A LISTEN connection of the test's on <see cref="TaskStore.EventChannel"/>, as a web node's listener:
-/// keeps one task's progress notifications (and, when given a data source, whether each event was
-/// already readable in the log the moment it was heard).
+/// keeps one task's progress notifications, or all of them with <c>everyType</c> (and, when given a
+/// data source, whether each event was already readable in the log the moment it was heard).
 /// </summary>
 public sealed class ProgressNotificationListener : IAsyncDisposable
 {
@@ -16,20 +16,21 @@ public sealed class ProgressNotificationListener : IAsyncDisposable
     private readonly NpgsqlConnection connection;
     private readonly Guid taskId;
     private readonly NpgsqlDataSource? log;
+    private readonly bool everyType;
     private readonly ConcurrentDictionary<long, bool> loggedWhenHeard = new();
     private readonly CancellationTokenSource stop = new();
     private Task pump = Task.CompletedTask;
 
-    private ProgressNotificationListener(NpgsqlConnection connection, Guid taskId, NpgsqlDataSource? log) =>
-        (this.connection, this.taskId, this.log) = (connection, taskId, log);
+    private ProgressNotificationListener(NpgsqlConnection connection, Guid taskId, NpgsqlDataSource? log, bool everyType) =>
+        (this.connection, this.taskId, this.log, this.everyType) = (connection, taskId, log, everyType);
 
     public ConcurrentQueue<TaskEventNotification> Heard { get; } = new();
 
-    public static async Task<ProgressNotificationListener> StartAsync(string connectionString, Guid taskId, NpgsqlDataSource? log = null)
+    public static async Task<ProgressNotificationListener> StartAsync(string connectionString, Guid taskId, NpgsqlDataSource? log = null, bool everyType = false)
     {
         var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(Ct);
-        var listener = new ProgressNotificationListener(connection, taskId, log);
+        var listener = new ProgressNotificationListener(connection, taskId, log, everyType);
         connection.Notification += (_, e) => listener.OnNotification(e.Payload);
         await using (var command = new NpgsqlCommand($"LISTEN {TaskStore.EventChannel}", connection))
         {
@@ -52,7 +53,7 @@ public sealed class ProgressNotificationListener : IAsyncDisposable
     {
         var notification = TaskEventNotification.Parse(payload)!;
         // The task's created and started events are announced too, by the dispatcher and the claim.
-        if (notification.TaskId != taskId || notification.Type != "progress")
+        if (notification.TaskId != taskId || (notification.Type != "progress" && !everyType))
         {
             return;
         }

@@ -109,6 +109,21 @@ public sealed class TaskEventBusTests(TaskDashboardApp app) : IClassFixture<Task
         Assert.Equal([.. ended, running], Drain(everything).Select(e => e.TaskId));
     }
 
+    [Fact]
+    public async Task OwnerSubscriber_GetsANotificationThatNamesItsOwner_WithoutLookingTheTaskUp()
+    {
+        var bus = SmallBufferBus();
+        using var mine = bus.SubscribeOwner("owner-a");
+        using var theirs = bus.SubscribeOwner("owner-b");
+        var taskId = Guid.NewGuid(); // not in the database: only the notification says whose task it is
+
+        await bus.OnNotifiedAsync(Progress(taskId, 1) with { OwnerId = "owner-a" }, Ct);
+        await bus.OnNotifiedAsync(Progress(taskId, 2) with { OwnerId = "owner-a" }, Ct);
+
+        Assert.Equal([1L, 2L], Drain(mine).Select(e => e.Seq));
+        Assert.Empty(Drain(theirs));
+    }
+
     private TaskEventBus SmallBufferBus() =>
         new(app.Services.GetRequiredService<TaskStore>(), Options.Create(new ProgressOptions { SubscriberBuffer = 4 }));
 
