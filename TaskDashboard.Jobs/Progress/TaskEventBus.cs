@@ -76,17 +76,12 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     /// </summary>
     public async Task OnNotifiedAsync(TaskEventNotification notification, CancellationToken cancellationToken)
     {
-        var (taskId, seq) = (notification.TaskId, notification.Seq);
-        if (notification.OwnerId is { } ownerId)
-        {
-            // The notification names the owner: no query for it here or when delivering.
-            RememberOwner(taskId, ownerId);
-        }
-
+        // The notification names the task's owner (older versions' do not: then it is looked up).
+        var (taskId, seq, ownerId) = (notification.TaskId, notification.Seq, notification.OwnerId);
         if (!feeds.TryGetValue(taskId, out var feed))
         {
             // Nobody watches this task itself; someone may watch all tasks of its owner.
-            if (ownerFeeds.IsEmpty || !(HasOwnerSubscribers(AllOwners) || HasOwnerSubscribers(await OwnerOfAsync(taskId, cancellationToken))))
+            if (ownerFeeds.IsEmpty || !(HasOwnerSubscribers(AllOwners) || HasOwnerSubscribers(ownerId ?? await OwnerOfAsync(taskId, cancellationToken))))
             {
                 return;
             }
@@ -96,7 +91,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
 
         if (seq > feed.LastSeq)
         {
-            await DeliverNewAsync(feed, cancellationToken, notification.ToEvent());
+            await DeliverNewAsync(feed, cancellationToken, notification.ToEvent(), ownerId);
         }
     }
 
@@ -124,7 +119,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         }
     }
 
-    private async Task DeliverNewAsync(TaskFeed feed, CancellationToken cancellationToken, TaskEvent? announced = null)
+    private async Task DeliverNewAsync(TaskFeed feed, CancellationToken cancellationToken, TaskEvent? announced = null, string? ownerId = null)
     {
         // One reader per task at a time keeps delivery in order.
         await feed.Gate.WaitAsync(cancellationToken);
@@ -149,7 +144,7 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
                 return;
             }
 
-            var ownerSubscribers = ownerFeeds.IsEmpty ? null : await OwnerSubscribersAsync(feed.TaskId, cancellationToken);
+            var ownerSubscribers = ownerFeeds.IsEmpty ? null : await OwnerSubscribersAsync(feed.TaskId, ownerId, cancellationToken);
             lock (feed)
             {
                 foreach (var taskEvent in events)
@@ -197,9 +192,9 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
     private bool HasOwnerSubscribers(string? ownerId) =>
         ownerId is not null && ownerFeeds.TryGetValue(ownerId, out var list) && list.Count > 0;
 
-    private async Task<TaskEventSubscription[]?> OwnerSubscribersAsync(Guid taskId, CancellationToken cancellationToken)
+    private async Task<TaskEventSubscription[]?> OwnerSubscribersAsync(Guid taskId, string? knownOwnerId, CancellationToken cancellationToken)
     {
-        var ownerId = await OwnerOfAsync(taskId, cancellationToken);
+        var ownerId = knownOwnerId ?? await OwnerOfAsync(taskId, cancellationToken);
         var owner = ownerId is not null && ownerFeeds.TryGetValue(ownerId, out var ownerList) ? Copy(ownerList) : [];
         var all = ownerFeeds.TryGetValue(AllOwners, out var allList) ? Copy(allList) : [];
         return owner.Length + all.Length == 0 ? null : [.. owner, .. all];
@@ -213,8 +208,8 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         }
     }
 
-    // A task's owner never changes: it comes with each notification, or is read once per task when
-    // a notification lacks it (the cache is cleared when large).
+    // For notifications without the owner, and catch-ups: a task's owner never changes, so it is
+    // read once per task (the cache is cleared when large).
     private async Task<string?> OwnerOfAsync(Guid taskId, CancellationToken cancellationToken)
     {
         if (owners.TryGetValue(taskId, out var owner))
@@ -225,26 +220,15 @@ public sealed class TaskEventBus(TaskStore store, IOptions<ProgressOptions> opti
         owner = (await store.GetForExecutionAsync(taskId, cancellationToken))?.OwnerId;
         if (owner is not null)
         {
-            RememberOwner(taskId, owner);
+            if (owners.Count > 100_000)
+            {
+                owners.Clear();
+            }
+
+            owners[taskId] = owner;
         }
 
         return owner;
-    }
-
-    private void RememberOwner(Guid taskId, string ownerId)
-    {
-        // Once per task: counting a concurrent dictionary takes all its locks.
-        if (owners.ContainsKey(taskId))
-        {
-            return;
-        }
-
-        if (owners.Count > 100_000)
-        {
-            owners.Clear();
-        }
-
-        owners[taskId] = ownerId;
     }
 
     private sealed class TaskFeed(Guid taskId)

@@ -266,10 +266,7 @@ public sealed class HubTaskForwarder(
     {
         lock (gate)
         {
-            if (Find(connectionId, watchKey) is { } watch)
-            {
-                Remove(connectionId, watchKey, watch);
-            }
+            Remove(connectionId, watchKey, Find(connectionId, watchKey));
         }
     }
 
@@ -316,9 +313,9 @@ public sealed class HubTaskForwarder(
     }
 
     // Ends this watch, unless it has been replaced meanwhile (a Leave and a new Join). Under the gate.
-    private void Remove(string connectionId, string watchKey, Watch watch)
+    private void Remove(string connectionId, string watchKey, Watch? watch)
     {
-        if (byConnection.TryGetValue(connectionId, out var watched) && watched.TryGetValue(watchKey, out var current) && ReferenceEquals(current, watch))
+        if (watch is not null && byConnection.TryGetValue(connectionId, out var watched) && watched.TryGetValue(watchKey, out var current) && ReferenceEquals(current, watch))
         {
             watched.Remove(watchKey);
             Stop(watch);
