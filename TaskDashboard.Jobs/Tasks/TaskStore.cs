@@ -258,12 +258,101 @@ public sealed class TaskStore(
         var events = new List<TaskEvent>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            events.Add(new TaskEvent(
-                reader.GetGuid(0), reader.GetInt64(1), reader.GetString(2), Enum.Parse<TaskState>(reader.GetString(3)),
-                reader.GetInt16(4), GetNullableString(reader, 5), GetNullableString(reader, 6), reader.GetFieldValue<DateTimeOffset>(7)));
+            events.Add(ReadEvent(reader));
         }
 
         return events;
+    }
+
+    private static TaskEvent ReadEvent(NpgsqlDataReader reader) => new(
+        reader.GetGuid(0), reader.GetInt64(1), reader.GetString(2), Enum.Parse<TaskState>(reader.GetString(3)),
+        reader.GetInt16(4), GetNullableString(reader, 5), GetNullableString(reader, 6), reader.GetFieldValue<DateTimeOffset>(7));
+
+    /// <summary>The log's position now: every event committed so far is before it.</summary>
+    public async Task<LogSnapshot> GetLogPositionAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT pg_current_snapshot()::text");
+        return LogSnapshot.FromPostgres((string)(await command.ExecuteScalarAsync(cancellationToken))!);
+    }
+
+    /// <summary>
+    /// The owner's unfinished tasks (Running, then Pending, then Scheduled; up to
+    /// <paramref name="perState"/> of each, newest first) and the log position they were read at:
+    /// the rows show exactly the events before it.
+    /// </summary>
+    public async Task<(LogSnapshot Position, IReadOnlyList<TaskItem> Tasks)> GetUnfinishedTasksAsync(string ownerId, int perState, CancellationToken cancellationToken)
+    {
+        // One statement, so the rows and pg_current_snapshot() (the statement's own snapshot) agree.
+        await using var command = dataSource.CreateCommand($"""
+            WITH position AS (SELECT pg_current_snapshot()::text AS snapshot)
+            SELECT t.*, position.snapshot FROM position LEFT JOIN LATERAL (
+                SELECT {Columns} FROM (
+                    SELECT *, row_number() OVER (PARTITION BY state ORDER BY created_at DESC, id DESC) AS n
+                    FROM dashboard.tasks WHERE owner_id = @owner AND state IN ('Running', 'Pending', 'Scheduled')) ranked
+                WHERE n <= @perState) t ON true
+            ORDER BY array_position(ARRAY['Running', 'Pending', 'Scheduled'], t.state), t.created_at DESC, t.id DESC
+            """);
+        command.Parameters.AddWithValue("owner", ownerId);
+        command.Parameters.AddWithValue("perState", perState);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var tasks = new List<TaskItem>();
+        LogSnapshot? position = null;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            position ??= LogSnapshot.FromPostgres(reader.GetString(reader.FieldCount - 1));
+            if (!reader.IsDBNull(0))
+            {
+                tasks.Add(ReadTask(reader));
+            }
+        }
+
+        return (position!, tasks);
+    }
+
+    /// <summary>
+    /// The owner's events between two log positions: logged by a transaction that
+    /// <paramref name="after"/> does not show as committed and <paramref name="upTo"/> does (now when
+    /// null), ordered by task and number, after <paramref name="afterKey"/> in that order, at most
+    /// <paramref name="limit"/>; with the position they run up to. Paging with the same
+    /// <paramref name="upTo"/> reads the same events however many commit meanwhile. Per task, events
+    /// commit in number order, so each range holds the next events of each task, without gaps.
+    /// </summary>
+    public async Task<(LogSnapshot UpTo, IReadOnlyList<TaskEvent> Events)> GetOwnerEventsAsync(
+        string ownerId, LogSnapshot after, LogSnapshot? upTo, (Guid TaskId, long Seq)? afterKey, int limit, CancellationToken cancellationToken)
+    {
+        // The index on tx finds the transactions after `after`: those from its xmax on, and those it
+        // lists as in progress. Rows of transactions still in progress (or aborted) are invisible
+        // to the statement anyway; pg_visible_in_snapshot drops those committed after `upTo`.
+        await using var command = dataSource.CreateCommand("""
+            WITH bounds AS (SELECT coalesce(@upTo::pg_snapshot, pg_current_snapshot()) AS up_to, @after::pg_snapshot AS after)
+            SELECT e.task_id, e.seq, e.type, e.state, e.progress, e.stage, e.message, e.created_at, bounds.up_to::text
+            FROM bounds LEFT JOIN LATERAL (
+                SELECT e.* FROM dashboard.task_events e JOIN dashboard.tasks t ON t.id = e.task_id
+                WHERE (e.tx >= pg_snapshot_xmax(bounds.after) OR e.tx = ANY(ARRAY(SELECT pg_snapshot_xip(bounds.after))))
+                  AND pg_visible_in_snapshot(e.tx, bounds.up_to)
+                  AND t.owner_id = @owner AND (e.task_id, e.seq) > (@afterTask, @afterSeq)
+                ORDER BY e.task_id, e.seq LIMIT @limit) e ON true
+            ORDER BY e.task_id, e.seq
+            """);
+        command.Parameters.AddWithValue("upTo", NpgsqlDbType.Text, (object?)upTo?.ToPostgres() ?? DBNull.Value);
+        command.Parameters.AddWithValue("after", after.ToPostgres());
+        command.Parameters.AddWithValue("owner", ownerId);
+        command.Parameters.AddWithValue("afterTask", afterKey?.TaskId ?? Guid.Empty);
+        command.Parameters.AddWithValue("afterSeq", afterKey?.Seq ?? 0L);
+        command.Parameters.AddWithValue("limit", limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var events = new List<TaskEvent>();
+        LogSnapshot? position = null;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            position ??= LogSnapshot.FromPostgres(reader.GetString(8));
+            if (!reader.IsDBNull(0))
+            {
+                events.Add(ReadEvent(reader));
+            }
+        }
+
+        return (position!, events);
     }
 
     /// <summary>

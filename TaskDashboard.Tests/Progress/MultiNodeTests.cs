@@ -57,7 +57,13 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         await web2.WaitHealthyAsync(Ct);
         using var client1 = new HttpClient { BaseAddress = web1.BaseAddress };
         client1.DefaultRequestHeaders.Authorization = new("Bearer", app.ApiKey);
+        using var client2 = new HttpClient { BaseAddress = web2.BaseAddress };
+        client2.DefaultRequestHeaders.Authorization = new("Bearer", app.ApiKey);
 
+        // All of the owner's events on node 2, read until halfway; resumed on node 1 at the end.
+        using var ownerStream = await client2.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var ownerSse = new SseReader(await ownerStream.Content.ReadAsStreamAsync(Ct));
+        var ownerFirstHalf = ReadSseUntilAsync(ownerSse, e => e.Event is "succeeded" || (e.Event == "progress" && e.Json.GetProperty("progress").GetInt32() >= 50));
         // Submitted through node 1; it waits for the worker (which polls or is woken by NOTIFY).
         var response = await client1.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"throttleMs":200}}"""), Ct);
         var task = (await response.Content.ReadFromJsonAsync<TaskResponse>(TaskDashboardApp.Json, Ct))!;
@@ -87,12 +93,41 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
 
         var viaHub = await hubRead;
         var log = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task.Id, 0, Ct);
+        var ownerEvents = (await ownerFirstHalf).Where(e => e.Event != "snapshot").ToList();
+        Assert.NotEqual("succeeded", ownerEvents[^1].Event);
+        using (var resumed = new HttpRequestMessage(HttpMethod.Get, "/api/events"))
+        {
+            resumed.Headers.TryAddWithoutValidation("Last-Event-ID", ownerEvents[^1].Id);
+            using var rest = await client1.SendAsync(resumed, HttpCompletionOption.ResponseHeadersRead, Ct);
+            using var restSse = new SseReader(await rest.Content.ReadAsStreamAsync(Ct));
+            ownerEvents.AddRange(await ReadSseUntilAsync(restSse, e => e.Event == "succeeded"));
+        }
+
         Assert.True(killed, "the export never reported progress before it ended");
         Assert.Equal("succeeded", sseEvents[^1].Event);
         Assert.Equal(log.Select(e => e.Seq), sseEvents.Select(e => e.Seq));
         Assert.Equal(log.Select(e => e.Seq), viaHub.Select(e => e.Seq));
         Assert.Equal(log.Select(e => e.Type), viaHub.Select(e => e.Type));
         Assert.Equal(task.Id, hubSnapshot.TaskId);
+        Assert.Equal(log.Select(e => e.Seq), ownerEvents.Select(e => e.Json.GetProperty("seq").GetInt64()));
+    }
+
+    private static async Task<List<SseMessage>> ReadSseUntilAsync(SseReader sse, Func<SseMessage, bool> last)
+    {
+        var events = new List<SseMessage>();
+        while (await sse.ReadAsync(Ct) is { } message)
+        {
+            if (message.Event is not null)
+            {
+                events.Add(message);
+                if (last(message))
+                {
+                    break;
+                }
+            }
+        }
+
+        return events;
     }
 
     private static async Task<List<TaskEventData>> ReadHubAsync(ChannelReader<TaskEventData> reader)

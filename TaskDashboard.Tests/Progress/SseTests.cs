@@ -147,40 +147,6 @@ public sealed class SseTests(SseApp app) : IClassFixture<SseApp>
     }
 
     [Fact]
-    public async Task OwnerStream_DeliversEveryEventOfEveryTaskOfTheCaller()
-    {
-        var client = app.CreateClient();
-        using var response = await client.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, Ct);
-        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
-        SseMessage? snapshot;
-        do
-        {
-            snapshot = await sse.ReadAsync(Ct);
-        }
-        while (snapshot is { Event: null });
-
-        var first = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":600}}""", Ct);
-        var second = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":300}}""", Ct);
-        var events = new List<SseMessage>();
-        while (events.Count(e => e.Event == "succeeded" && (e.Json.GetProperty("taskId").GetGuid() == first.Id || e.Json.GetProperty("taskId").GetGuid() == second.Id)) < 2
-            && await sse.ReadAsync(Ct) is { } message)
-        {
-            if (message.Event is not null)
-            {
-                events.Add(message);
-            }
-        }
-
-        Assert.Equal("snapshot", snapshot!.Event);
-        foreach (var id in new[] { first.Id, second.Id })
-        {
-            var seqs = events.Where(e => e.Json.GetProperty("taskId").GetGuid() == id).Select(e => e.Json.GetProperty("seq").GetInt64()).ToList();
-            var log = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(id, 0, Ct);
-            Assert.Equal(log.Select(e => e.Seq), seqs);
-        }
-    }
-
-    [Fact]
     public async Task Stream_Answers404ForAnUnknownTask_And400ForABadLastEventId()
     {
         var client = app.CreateClient();

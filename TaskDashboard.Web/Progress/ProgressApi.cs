@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Claims;
 using Microsoft.Extensions.Options;
 using TaskDashboard.Jobs;
 using TaskDashboard.Jobs.Progress;
@@ -24,16 +23,52 @@ public static class ProgressApi
     {
         var group = app.MapGroup("/api/tasks").WithTags("Progress");
         group.MapGet("/{id:guid}/events", StreamTaskEventsAsync).WithName("TaskEvents");
-        app.MapGet("/api/events", StreamOwnerEvents).WithTags("Progress").WithName("MyTaskEvents");
+        app.MapGet("/api/events", StreamOwnerEventsAsync).WithTags("Progress").WithName("MyTaskEvents");
         var progress = app.ServiceProvider.GetRequiredService<IOptions<ProgressOptions>>().Value;
         app.MapHub<ProgressHub>("/hubs/tasks", o => o.TransportSendTimeout = progress.HubSendTimeout);
         return group;
     }
 
-    /// <summary><c>text/event-stream</c> of every task of the caller, live.</summary>
-    public static IResult StreamOwnerEvents(
-        ClaimsPrincipal user, TaskStore store, TaskEventBus bus, IOptions<ProgressOptions> options) =>
-        new OwnerEventStream(user.Id(), store, bus, options.Value);
+    /// <summary>
+    /// <c>text/event-stream</c> of every task of the caller, live; from a <c>Last-Event-ID</c> (header,
+    /// or the <c>lastEventId</c> query parameter), exactly the events after it.
+    /// </summary>
+    public static async Task<IResult> StreamOwnerEventsAsync(
+        HttpContext context, TaskStore store, TaskEventBus bus, IOptions<ProgressOptions> options, string? lastEventId, CancellationToken cancellationToken)
+    {
+        OwnerStreamPosition? resumeFrom = null;
+        if (ResumeFrom(context, lastEventId) is { } text)
+        {
+            if (!OwnerStreamPosition.TryParse(text, out var position))
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["Last-Event-ID"] = ["Last-Event-ID must be the id of an event of this stream."],
+                });
+            }
+
+            // A position can only come from the log: one past where it is now was made up (or
+            // comes from another database).
+            var now = await store.GetLogPositionAsync(cancellationToken);
+            if ((position.UpTo ?? position.After).Xmax > now.Xmax)
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["Last-Event-ID"] = [$"Last-Event-ID {text} is past the event log's position ({now.ToCompact()}); connect without it for a snapshot."],
+                });
+            }
+
+            resumeFrom = position;
+        }
+
+        return new OwnerEventStream(context.User.Id(), resumeFrom, store, bus, options.Value);
+    }
+
+    private static string? ResumeFrom(HttpContext context, string? lastEventId)
+    {
+        var value = context.Request.Headers["Last-Event-ID"] is { Count: > 0 } header ? header.ToString() : lastEventId;
+        return string.IsNullOrEmpty(value) ? null : value;
+    }
 
     /// <summary>
     /// <c>text/event-stream</c> of one task: a snapshot, then every event with <c>id:</c> = its
@@ -49,9 +84,9 @@ public static class ProgressApi
         string? lastEventId,
         CancellationToken cancellationToken)
     {
-        var resumeFrom = context.Request.Headers["Last-Event-ID"] is { Count: > 0 } header ? header.ToString() : lastEventId;
+        var resumeFrom = ResumeFrom(context, lastEventId);
         long? after = null;
-        if (!string.IsNullOrEmpty(resumeFrom))
+        if (resumeFrom is not null)
         {
             if (!long.TryParse(resumeFrom, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
             {

@@ -18,7 +18,7 @@ public sealed record TaskEventData(
 /// </summary>
 public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store, TaskEventBus bus, ProgressOptions options) : IResult
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
 
     public async Task ExecuteAsync(HttpContext context)
     {
@@ -144,9 +144,6 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
 
     private static Task WriteEventAsync(HttpResponse response, string name, TaskEventData data, CancellationToken cancellationToken) =>
         WriteAsync(response, $"id: {data.Seq}\nevent: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n", cancellationToken);
-
-    internal static Task WriteEventWithoutIdAsync<T>(HttpResponse response, string name, T data, CancellationToken cancellationToken) =>
-        WriteAsync(response, $"event: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n", cancellationToken);
 
     internal static async Task WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken) =>
         await response.BodyWriter.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken);

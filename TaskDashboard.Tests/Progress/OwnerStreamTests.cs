@@ -1,0 +1,257 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Progress;
+
+/// <summary><c>GET /api/events</c>: every event of the caller's tasks, each with its position in the log.</summary>
+[Collection(AppCollection.Name)]
+public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task OwnerStream_DeliversEveryEventOfEveryTaskOfTheCaller()
+    {
+        var client = await NewUserClientAsync();
+        using var response = await client.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        var snapshot = await ReadEventsAsync(sse, 1);
+
+        var first = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":600}}""", Ct);
+        var second = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":300}}""", Ct);
+        var events = new List<SseMessage>();
+        while (events.Count(e => e.Event == "succeeded") < 2 && await sse.ReadAsync(Ct) is { } message)
+        {
+            if (message.Event is not null)
+            {
+                events.Add(message);
+            }
+        }
+
+        Assert.Equal("snapshot", snapshot[0].Event);
+        Assert.NotNull(snapshot[0].Id);
+        Assert.All(events, e => Assert.False(string.IsNullOrEmpty(e.Id)));
+        await AssertEveryEventOnceAsync(events, [first.Id, second.Id]);
+    }
+
+    [Fact]
+    public async Task OwnerStream_ResumedFromTheIdOfAnyEvent_SendsExactlyTheEventsAfterIt()
+    {
+        var client = await NewUserClientAsync();
+        var start = (await ReadEventsAsync(client, lastEventId: null, count: 1))[0];
+        Assert.Equal("snapshot", start.Event);
+        Assert.Equal(0, start.Json.GetArrayLength());
+        var tasks = new List<Guid>();
+        for (var i = 0; i < 3; i++)
+        {
+            tasks.Add((await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":400}}""", Ct)).Id);
+        }
+
+        foreach (var id in tasks)
+        {
+            await app.WaitForStateAsync(client, id, TaskState.Succeeded, Ct);
+        }
+
+        // Everything since the snapshot is one range of the log, so every event but the last is
+        // positioned inside it (after the snapshot, up to the range's end, after this task's event).
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var total = 0;
+        foreach (var id in tasks)
+        {
+            total += (await store.GetEventsAsync(id, 0, Ct)).Count;
+        }
+
+        var missed = await ReadEventsAsync(client, start.Id, total);
+        await AssertEveryEventOnceAsync(missed, tasks);
+        Assert.All(missed[..^1], e => Assert.Contains('~', e.Id!));
+
+        for (var i = 0; i < missed.Count; i++)
+        {
+            var rest = await ReadEventsAsync(client, missed[i].Id, missed.Count - i - 1);
+            AssertSameEvents(missed[(i + 1)..], rest);
+        }
+
+        // And from the live events of tasks that run side by side after the client caught up, their
+        // events committed by several writers in whatever order.
+        using var response = await OpenAsync(client, missed[^1].Id);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        var later = new List<Guid>();
+        for (var i = 0; i < 3; i++)
+        {
+            later.Add((await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":500}}""", Ct)).Id);
+        }
+
+        var live = new List<SseMessage>();
+        while (live.Count(e => e.Event == "succeeded") < later.Count)
+        {
+            live.AddRange(await ReadEventsAsync(sse, 1));
+        }
+
+        await AssertEveryEventOnceAsync(live, later);
+        for (var i = 0; i < live.Count; i++)
+        {
+            var rest = await ReadEventsAsync(client, live[i].Id, live.Count - i - 1);
+            AssertSameEvents(live[(i + 1)..], rest);
+        }
+    }
+
+    [Fact]
+    public async Task OwnerStream_ResumedInsideARangeLongerThanAPage_SendsExactlyTheEventsAfterIt()
+    {
+        var client = await NewUserClientAsync();
+        var start = (await ReadEventsAsync(client, lastEventId: null, count: 1))[0];
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{},"delay":3600}""", Ct);
+        // 1,200 events in one transaction: more than two of the stream's 500-event reads.
+        await using (var command = app.Database.CreateCommand("""
+            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, created_at)
+            SELECT @id, s, 'progress', 'Scheduled', 0, now() FROM generate_series(2, 1201) AS s
+            """))
+        {
+            command.Parameters.AddWithValue("id", task.Id);
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+
+        var all = await ReadEventsAsync(client, start.Id, 1201);
+        var fromPageTwo = await ReadEventsAsync(client, all[700].Id, 500);
+        var fromPageEnd = await ReadEventsAsync(client, all[499].Id, 701);
+
+        Assert.Equal(Enumerable.Range(1, 1201).Select(i => (long)i), all.Select(e => e.Json.GetProperty("seq").GetInt64()));
+        AssertSameEvents(all[701..], fromPageTwo);
+        AssertSameEvents(all[500..], fromPageEnd);
+        await client.PostAsync($"/api/tasks/{task.Id}/cancel", null, Ct);
+    }
+
+    [Fact]
+    public async Task OwnerStream_ResumedAfterTheLastEvent_SendsNothingUntilANewOne()
+    {
+        var client = await NewUserClientAsync();
+        var start = (await ReadEventsAsync(client, lastEventId: null, count: 1))[0];
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":200}}""", Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        var total = (await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task.Id, 0, Ct)).Count;
+        var events = await ReadEventsAsync(client, start.Id, total);
+
+        // The app's keep-alive is 1 s: a comment, and no event, comes first.
+        using var response = await OpenAsync(client, events[^1].Id);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        SseMessage? first;
+        do
+        {
+            first = await sse.ReadAsync(Ct);
+        }
+        while (first is { Event: null, Comment: null });
+
+        Assert.Equal("succeeded", events[^1].Event);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.NotNull(first);
+        Assert.Equal("keep-alive", first.Comment);
+        Assert.Null(first.Event);
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("12")]
+    [InlineData("100:-1:")]
+    [InlineData("100:5:7")]
+    [InlineData("100:5:3,1")]
+    [InlineData("100:5:~100:5:~nothex.3")]
+    [InlineData("100:9:~100:5:~0123456789abcdef0123456789abcdef.3")]
+    public async Task OwnerStream_RefusesAMalformedLastEventId(string lastEventId)
+    {
+        var client = await NewUserClientAsync();
+
+        using var response = await OpenAsync(client, lastEventId);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("Last-Event-ID must be the id of an event of this stream", await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    [Fact]
+    public async Task OwnerStream_RefusesALastEventIdPastTheLog_FromHeaderOrQuery()
+    {
+        var client = await NewUserClientAsync();
+        var now = await app.Services.GetRequiredService<TaskStore>().GetLogPositionAsync(Ct);
+        var ahead = $"{now.Xmax + 1_000_000}:0:";
+
+        using var header = await OpenAsync(client, ahead);
+        using var query = await client.GetAsync($"/api/events?lastEventId={Uri.EscapeDataString(ahead)}", HttpCompletionOption.ResponseHeadersRead, Ct);
+
+        foreach (var response in new[] { header, query })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("is past the event log's position", await response.Content.ReadAsStringAsync(Ct));
+        }
+    }
+
+    // A user of this test alone, so that no other test's tasks show in the stream.
+    private async Task<HttpClient> NewUserClientAsync()
+    {
+        var (_, key) = await app.CreateUserAsync("owner", ops: false, Ct);
+        return app.CreateClientWithKey(key);
+    }
+
+    private static (Guid TaskId, long Seq) Key(SseMessage e) => (e.Json.GetProperty("taskId").GetGuid(), e.Json.GetProperty("seq").GetInt64());
+
+    // A replay is ordered by task within each range of the log, where the live stream had the
+    // commits' order: the same events, each task's in order.
+    private static void AssertSameEvents(IEnumerable<SseMessage> expected, IReadOnlyList<SseMessage> actual)
+    {
+        Assert.Equal(expected.Select(Key).Order(), actual.Select(Key).Order());
+        foreach (var task in actual.GroupBy(e => Key(e).TaskId))
+        {
+            var seqs = task.Select(e => Key(e).Seq).ToList();
+            Assert.Equal(seqs.Order(), seqs);
+        }
+    }
+
+    // Each task's events as the log has them: every one, once, in order.
+    private async Task AssertEveryEventOnceAsync(IReadOnlyList<SseMessage> events, IEnumerable<Guid> tasks)
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        foreach (var id in tasks)
+        {
+            var log = await store.GetEventsAsync(id, 0, Ct);
+            Assert.Equal(log.Select(e => e.Seq), events.Where(e => e.Json.GetProperty("taskId").GetGuid() == id).Select(e => e.Json.GetProperty("seq").GetInt64()));
+        }
+
+        Assert.Equal(events.Count, events.Select(e => e.Id).Distinct().Count());
+    }
+
+    private static async Task<HttpResponseMessage> OpenAsync(HttpClient client, string? lastEventId)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/api/events");
+        if (lastEventId is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+        }
+
+        return await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+    }
+
+    // The first `count` events of a stream (from `lastEventId`), then it is closed.
+    private static async Task<List<SseMessage>> ReadEventsAsync(HttpClient client, string? lastEventId, int count)
+    {
+        using var response = await OpenAsync(client, lastEventId);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        return await ReadEventsAsync(sse, count);
+    }
+
+    private static async Task<List<SseMessage>> ReadEventsAsync(SseReader sse, int count)
+    {
+        var events = new List<SseMessage>();
+        while (events.Count < count && await sse.ReadAsync(Ct) is { } message)
+        {
+            if (message.Event is not null)
+            {
+                events.Add(message);
+            }
+        }
+
+        Assert.Equal(count, events.Count);
+        return events;
+    }
+}
