@@ -40,6 +40,15 @@ public sealed class ProgressOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan ListenerMaxBackoff { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How many tasks a <c>GET /api/events</c> event id may name before the stream reads its
+    /// position from the log again. The stream sends each task's next event as it is announced and
+    /// names the tasks it sent since its last read in the ids; a read (one query) folds them into
+    /// one PostgreSQL snapshot. Fewer: shorter ids, more queries.
+    /// </summary>
+    [Range(1, 100)]
+    public int OwnerStreamIdTasks { get; set; } = 8;
+
     /// <summary>How often an SSE stream sends a keep-alive comment.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan SseKeepAlive { get; set; } = TimeSpan.FromSeconds(15);

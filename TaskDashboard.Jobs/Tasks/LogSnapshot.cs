@@ -11,14 +11,16 @@ namespace TaskDashboard.Jobs.Tasks;
 /// </summary>
 public sealed record LogSnapshot
 {
-    private LogSnapshot(ulong xmin, ulong xmax, ulong[] inProgress) => (Xmin, Xmax, InProgress) = (xmin, xmax, inProgress);
+    private readonly ulong[] inProgress;
+
+    private LogSnapshot(ulong xmin, ulong xmax, ulong[] inProgress) => (Xmin, Xmax, this.inProgress) = (xmin, xmax, inProgress);
 
     public ulong Xmin { get; }
 
     public ulong Xmax { get; }
 
     /// <summary>Transactions in progress when the snapshot was taken, ascending, each in [xmin, xmax).</summary>
-    public IReadOnlyList<ulong> InProgress { get; }
+    public IReadOnlyList<ulong> InProgress => inProgress;
 
     /// <summary>Reads PostgreSQL's text form (<c>pg_current_snapshot()::text</c>).</summary>
     public static LogSnapshot FromPostgres(string text) =>
@@ -33,6 +35,9 @@ public sealed record LogSnapshot
 
     /// <summary>PostgreSQL's text form, for <c>::pg_snapshot</c>.</summary>
     public string ToPostgres() => $"{Xmin}:{Xmax}:{string.Join(',', InProgress)}";
+
+    /// <summary>Whether the snapshot shows transaction <paramref name="xid"/> as finished: its events, if it committed, are before it.</summary>
+    public bool Shows(ulong xid) => xid < Xmin || (xid < Xmax && Array.BinarySearch(inProgress, xid) < 0);
 
     public bool Equals(LogSnapshot? other) =>
         other is not null && Xmin == other.Xmin && Xmax == other.Xmax && InProgress.SequenceEqual(other.InProgress);
@@ -60,7 +65,7 @@ public sealed record LogSnapshot
             xmax += xmin;
         }
 
-        var inProgress = new List<ulong>();
+        var listed = new List<ulong>();
         foreach (var part in parts[2].Length == 0 ? [] : parts[2].Split(','))
         {
             if (!TryNumber(part, out var xid) || (offsets && xid > xmax - xmin))
@@ -69,12 +74,12 @@ public sealed record LogSnapshot
             }
 
             xid = offsets ? xid + xmin : xid;
-            if (xid < xmin || xid >= xmax || (inProgress.Count > 0 && xid <= inProgress[^1]))
+            if (xid < xmin || xid >= xmax || (listed.Count > 0 && xid <= listed[^1]))
             {
                 return false;
             }
 
-            inProgress.Add(xid);
+            listed.Add(xid);
         }
 
         // Ordinary transaction ids start at 3 (0-2 are special): no snapshot has a smaller xmin.
@@ -83,7 +88,7 @@ public sealed record LogSnapshot
             return false;
         }
 
-        snapshot = new LogSnapshot(xmin, xmax, [.. inProgress]);
+        snapshot = new LogSnapshot(xmin, xmax, [.. listed]);
         return true;
     }
 

@@ -54,16 +54,20 @@ public sealed record TaskError(DateTimeOffset At, int Attempt, string Message);
 /// <summary>The artifact a succeeded task produced; <see cref="RelativePath"/> is under the artifact root.</summary>
 public sealed record TaskResult(string FileName, string ContentType, long SizeBytes, long RowCount, string Sha256, string RelativePath);
 
-/// <summary>One entry of a task's append-only event log.</summary>
-public sealed record TaskEvent(Guid TaskId, long Seq, string Type, TaskState State, int Progress, string? Stage, string? Message, DateTimeOffset CreatedAt);
+/// <summary>
+/// One entry of a task's append-only event log; <see cref="Tx"/> is the transaction that logged it
+/// (its position across tasks, see <see cref="LogSnapshot"/>), null from older versions' notifications.
+/// </summary>
+public sealed record TaskEvent(Guid TaskId, long Seq, string Type, TaskState State, int Progress, string? Stage, string? Message, DateTimeOffset CreatedAt, ulong? Tx = null);
 
 /// <summary>
 /// What NOTIFY carries for a new event: the whole event and its task's owner, or only
 /// <see cref="TaskId"/>, <see cref="Seq"/> and <see cref="OwnerId"/> when it was too large (then
-/// <see cref="Type"/> is null). <see cref="OwnerId"/> is null in notifications of older versions.
+/// <see cref="Type"/> is null). <see cref="OwnerId"/> and <see cref="Tx"/> (the transaction that
+/// logged the event) are null in notifications of older versions.
 /// </summary>
 public sealed record TaskEventNotification(
-    Guid TaskId, long Seq, string? Type, TaskState? State, int Progress, string? Stage, string? Message, DateTimeOffset? CreatedAt, string? OwnerId = null)
+    Guid TaskId, long Seq, string? Type, TaskState? State, int Progress, string? Stage, string? Message, DateTimeOffset? CreatedAt, string? OwnerId = null, ulong? Tx = null)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -75,5 +79,5 @@ public sealed record TaskEventNotification(
 
     public TaskEvent? ToEvent() => Type is null || State is null || CreatedAt is null
         ? null
-        : new TaskEvent(TaskId, Seq, Type, State.Value, Progress, Stage, Message, CreatedAt.Value);
+        : new TaskEvent(TaskId, Seq, Type, State.Value, Progress, Stage, Message, CreatedAt.Value, Tx);
 }

@@ -249,7 +249,7 @@ public sealed class TaskStore(
     public async Task<IReadOnlyList<TaskEvent>> GetEventsAsync(Guid id, long afterSeq, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
-            SELECT task_id, seq, type, state, progress, stage, message, created_at
+            SELECT task_id, seq, type, state, progress, stage, message, created_at, tx::text::bigint
             FROM dashboard.task_events WHERE task_id = @id AND seq > @after ORDER BY seq
             """);
         command.Parameters.AddWithValue("id", id);
@@ -264,9 +264,11 @@ public sealed class TaskStore(
         return events;
     }
 
+    // task_id, seq, type, state, progress, stage, message, created_at, tx::text::bigint (null before migration 0011).
     private static TaskEvent ReadEvent(NpgsqlDataReader reader) => new(
         reader.GetGuid(0), reader.GetInt64(1), reader.GetString(2), Enum.Parse<TaskState>(reader.GetString(3)),
-        reader.GetInt16(4), GetNullableString(reader, 5), GetNullableString(reader, 6), reader.GetFieldValue<DateTimeOffset>(7));
+        reader.GetInt16(4), GetNullableString(reader, 5), GetNullableString(reader, 6), reader.GetFieldValue<DateTimeOffset>(7),
+        reader.IsDBNull(8) ? null : (ulong)reader.GetInt64(8));
 
     /// <summary>The log's position now: every event committed so far is before it.</summary>
     public async Task<LogSnapshot> GetLogPositionAsync(CancellationToken cancellationToken)
@@ -312,28 +314,33 @@ public sealed class TaskStore(
     /// <summary>
     /// The owner's events between two log positions: logged by a transaction that
     /// <paramref name="after"/> does not show as committed and <paramref name="upTo"/> does (now when
-    /// null), ordered by task and number, after <paramref name="afterKey"/> in that order, at most
+    /// null), except those of a task in <paramref name="delivered"/> up to the number given there;
+    /// ordered by task and number, after <paramref name="afterKey"/> in that order, at most
     /// <paramref name="limit"/>; with the position they run up to. Paging with the same
     /// <paramref name="upTo"/> reads the same events however many commit meanwhile. Per task, events
     /// commit in number order, so each range holds the next events of each task, without gaps.
     /// </summary>
     public async Task<(LogSnapshot UpTo, IReadOnlyList<TaskEvent> Events)> GetOwnerEventsAsync(
-        string ownerId, LogSnapshot after, LogSnapshot? upTo, (Guid TaskId, long Seq)? afterKey, int limit, CancellationToken cancellationToken)
+        string ownerId, LogSnapshot after, IReadOnlyDictionary<Guid, long> delivered, LogSnapshot? upTo, (Guid TaskId, long Seq)? afterKey, int limit,
+        CancellationToken cancellationToken)
     {
         // The index on tx finds the transactions after `after`: those from its xmax on, and those it
         // lists as in progress. Rows of transactions still in progress (or aborted) are invisible
         // to the statement anyway; pg_visible_in_snapshot drops those committed after `upTo`.
         await using var command = dataSource.CreateCommand("""
             WITH bounds AS (SELECT coalesce(@upTo::pg_snapshot, pg_current_snapshot()) AS up_to, @after::pg_snapshot AS after)
-            SELECT e.task_id, e.seq, e.type, e.state, e.progress, e.stage, e.message, e.created_at, bounds.up_to::text
+            SELECT e.task_id, e.seq, e.type, e.state, e.progress, e.stage, e.message, e.created_at, e.tx::text::bigint, bounds.up_to::text
             FROM bounds LEFT JOIN LATERAL (
                 SELECT e.* FROM dashboard.task_events e JOIN dashboard.tasks t ON t.id = e.task_id
                 WHERE (e.tx >= pg_snapshot_xmax(bounds.after) OR e.tx = ANY(ARRAY(SELECT pg_snapshot_xip(bounds.after))))
                   AND pg_visible_in_snapshot(e.tx, bounds.up_to)
                   AND t.owner_id = @owner AND (e.task_id, e.seq) > (@afterTask, @afterSeq)
+                  AND NOT EXISTS (SELECT FROM unnest(@deliveredTasks, @deliveredSeqs) AS d(task_id, seq) WHERE d.task_id = e.task_id AND e.seq <= d.seq)
                 ORDER BY e.task_id, e.seq LIMIT @limit) e ON true
             ORDER BY e.task_id, e.seq
             """);
+        command.Parameters.AddWithValue("deliveredTasks", delivered.Keys.ToArray());
+        command.Parameters.AddWithValue("deliveredSeqs", delivered.Values.ToArray());
         command.Parameters.AddWithValue("upTo", NpgsqlDbType.Text, (object?)upTo?.ToPostgres() ?? DBNull.Value);
         command.Parameters.AddWithValue("after", after.ToPostgres());
         command.Parameters.AddWithValue("owner", ownerId);
@@ -345,7 +352,7 @@ public sealed class TaskStore(
         LogSnapshot? position = null;
         while (await reader.ReadAsync(cancellationToken))
         {
-            position ??= LogSnapshot.FromPostgres(reader.GetString(8));
+            position ??= LogSnapshot.FromPostgres(reader.GetString(9));
             if (!reader.IsDBNull(0))
             {
                 events.Add(ReadEvent(reader));
@@ -617,7 +624,7 @@ public sealed class TaskStore(
                         + row_number() OVER (PARTITION BY h.id ORDER BY h.ord),
                     'progress', h.state, h.progress, h.stage, h.message, h.created_at
                 FROM held h
-                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at, tx),
             {Announced("logged")},
             {Stashed("announced")}
             SELECT ord, txid_current() FROM stashed LEFT JOIN held ON true
@@ -648,7 +655,7 @@ public sealed class TaskStore(
             logged AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, 'progress', state, progress, stage, message, updated_at FROM changed
-                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at, tx),
             {Announced("logged")},
             {Stashed("announced")}
             SELECT ord, txid_current() FROM stashed LEFT JOIN changed ON true
@@ -857,7 +864,7 @@ public sealed class TaskStore(
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, CASE state WHEN 'Pending' THEN 'requeued' ELSE lower(state) END,
                     state, progress, stage, message, updated_at FROM changed
-                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at, tx),
             {Notify("logged")}
             SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """);
@@ -958,7 +965,7 @@ public sealed class TaskStore(
             logged AS (
                 INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
                 SELECT id, last_event_seq, {eventType}, state, progress, stage, message, updated_at FROM changed
-                RETURNING task_id, seq, type, state, progress, stage, message, created_at),
+                RETURNING task_id, seq, type, state, progress, stage, message, created_at, tx),
             {Notify("logged")}
             SELECT {Columns} FROM changed WHERE id IN (SELECT task_id FROM notified)
             """;
@@ -1011,7 +1018,7 @@ public sealed class TaskStore(
     /// </summary>
     public static string AnnounceCreatedSql { get; } = $"""
         WITH created AS (
-            SELECT e.task_id, e.seq, e.type, e.state, e.progress, e.stage, e.message, e.created_at
+            SELECT e.task_id, e.seq, e.type, e.state, e.progress, e.stage, e.message, e.created_at, e.tx
             FROM dashboard.task_events e JOIN dashboard.tasks t ON t.id = e.task_id
             WHERE e.task_id = ANY(@ids) AND e.seq = 1 AND t.attempt = 0),
         {Notify("created")}
@@ -1039,10 +1046,10 @@ public sealed class TaskStore(
     private static string Announced(string loggedCte) => $"""
         announced AS (
             SELECT task_id, seq, CASE WHEN octet_length(payload) < 7500 THEN payload
-                ELSE json_build_object('taskId', task_id, 'seq', seq, 'ownerId', owner_id)::text END AS payload
-            FROM (SELECT l.task_id, l.seq, o.owner_id, json_build_object('taskId', l.task_id, 'seq', l.seq, 'ownerId', o.owner_id,
+                ELSE json_build_object('taskId', task_id, 'seq', seq, 'ownerId', owner_id, 'tx', tx)::text END AS payload
+            FROM (SELECT l.task_id, l.seq, o.owner_id, l.tx::text::bigint AS tx, json_build_object('taskId', l.task_id, 'seq', l.seq, 'ownerId', o.owner_id,
                     'type', l.type, 'state', l.state, 'progress', l.progress, 'stage', l.stage, 'message', l.message,
-                    'createdAt', l.created_at)::text AS payload
+                    'createdAt', l.created_at, 'tx', l.tx::text::bigint)::text AS payload
                   FROM {loggedCte} l JOIN dashboard.tasks o ON o.id = l.task_id) AS events)
         """;
 

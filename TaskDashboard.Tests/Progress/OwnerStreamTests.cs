@@ -90,6 +90,8 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
         }
 
         await AssertEveryEventOnceAsync(live, later);
+        // Sent as announced, named in the id on top of the last position read from the log.
+        Assert.Contains(live, e => e.Id!.Contains('_'));
         for (var i = 0; i < live.Count; i++)
         {
             var rest = await ReadEventsAsync(client, live[i].Id, live.Count - i - 1);

@@ -18,6 +18,7 @@ internal static class LiveBench
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
     private const string FloorRow = "PostgreSQL NOTIFY (floor)";
     private const string NotifiedRow = "events' NOTIFY, heard directly";
+    private const string OwnerRow = "SSE, all my tasks";
 
     public static async Task RunAsync(string[] args)
     {
@@ -61,6 +62,14 @@ internal static class LiveBench
         var floorInterval = TimeSpan.FromMilliseconds(int.Parse(values.GetValueOrDefault("floor-interval-ms", "50"), Invariant));
         using var floor = values.TryGetValue("postgres", out var postgres) ? NotifyFloor.Start(postgres, floorInterval) : null;
 
+        // --owner-streams N: also N streams of all the user's tasks (GET /api/events), open for the
+        // whole run; they read their events from the log by position, where the others deliver
+        // from the notification itself.
+        var ownerStreams = int.Parse(values.GetValueOrDefault("owner-streams", "0"), Invariant);
+        using var stopOwners = new CancellationTokenSource();
+        var owners = new OwnerWatchers();
+        var ownerWatching = Enumerable.Range(0, ownerStreams).Select(_ => WatchOwnerAsync(http, owners, stopOwners.Token)).ToList();
+
         // Warm-up rounds run the same load first, unmeasured: the JIT of the web node, the worker and
         // this client is still compiling hot paths during the first run (perf: ~17 % of the CPU).
         var warmups = int.Parse(values.GetValueOrDefault("warmup-rounds", "2"), Invariant);
@@ -76,12 +85,20 @@ internal static class LiveBench
         var cpuBefore = CpuTimes.Read();
         var roundStarted = Stopwatch.GetTimestamp();
         var timeline = new Timeline();
+        var ownerLatencies = owners.Measure(timeline);
         var (sse, signalR, polling) = await RunRoundAsync(http, hubs, jobs, spreadMs, path, body, timeline);
+        await stopOwners.CancelAsync();
+        await Task.WhenAll(ownerWatching);
         var roundSeconds = Stopwatch.GetElapsedTime(roundStarted).TotalSeconds;
         var busy = CpuTimes.Read().BusyShareSince(cpuBefore);
         var kdamond = CpuTimes.KdamondOn();
         var (floorLatencies, notified, notifiedByStage) = floor?.Take() ?? ([], [], []);
         List<(string, List<double>)> rows = [("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling)];
+        if (ownerStreams > 0)
+        {
+            rows.Insert(2, (OwnerRow, ownerLatencies));
+        }
+
         if (floor is not null)
         {
             rows.Add((NotifiedRow, notified));
@@ -139,6 +156,7 @@ internal static class LiveBench
             warmupRounds = warmups,
             startSpreadMs = spreadMs,
             startDelaySeconds = startDelay,
+            ownerStreams,
             roundSeconds,
             machineCpuBusy = busy,
             kdamondOn = kdamond,
@@ -227,6 +245,58 @@ internal static class LiveBench
                 }
 
                 timeline.Arrived("SSE", latency, data.GetProperty("stage").GetString());
+            }
+        }
+    }
+
+    // A stream of all of the user's tasks: the latency of every progress event, once measuring.
+    private static async Task WatchOwnerAsync(HttpClient http, OwnerWatchers owners, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+            string? name = null;
+            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            {
+                if (line.StartsWith("event: ", StringComparison.Ordinal))
+                {
+                    name = line[7..];
+                }
+                else if (line.StartsWith("data: ", StringComparison.Ordinal) && name == "progress")
+                {
+                    var data = JsonDocument.Parse(line[6..]).RootElement;
+                    owners.Arrived((DateTimeOffset.UtcNow - data.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds, data.GetProperty("stage").GetString());
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Where the owner streams record their events: nowhere until the measured round starts.</summary>
+    private sealed class OwnerWatchers
+    {
+        private readonly List<double> latencies = [];
+        private Timeline? timeline;
+
+        public List<double> Measure(Timeline round)
+        {
+            Volatile.Write(ref timeline, round);
+            return latencies;
+        }
+
+        public void Arrived(double ms, string? stage)
+        {
+            if (Volatile.Read(ref timeline) is { } round)
+            {
+                lock (latencies)
+                {
+                    latencies.Add(ms);
+                }
+
+                round.Arrived(OwnerRow, ms, stage);
             }
         }
     }
