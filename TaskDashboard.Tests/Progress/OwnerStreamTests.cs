@@ -152,6 +152,46 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
         Assert.Null(first.Event);
     }
 
+    [Fact]
+    public async Task OwnerStream_SendsAnEventWhoseAnnouncementWasLost_AtTheNextKeepAlive()
+    {
+        var (client, task) = await NewUserWithAWaitingTaskAsync();
+        using var response = await OpenAsync(client, null);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        await ReadEventsAsync(sse, 1);
+        await WaitBetweenKeepAlivesAsync(sse);
+
+        // Logged without a NOTIFY, as when a process dies between a batch's commit and its announcement.
+        await LogProgressEventAsync(task, seq: 2);
+        var (beforeIt, logged) = await ReadUntilEventAsync(sse);
+
+        Assert.Equal((task, 2L), Key(logged));
+        Assert.Contains("keep-alive", beforeIt);
+        await client.PostAsync($"/api/tasks/{task}/cancel", null, Ct);
+    }
+
+    [Fact]
+    public async Task OwnerStream_PlacesAnAnnouncementWithoutItsTransaction_ByReadingTheLog()
+    {
+        var (client, task) = await NewUserWithAWaitingTaskAsync();
+        using var response = await OpenAsync(client, null);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        await ReadEventsAsync(sse, 1);
+        await WaitBetweenKeepAlivesAsync(sse);
+
+        // An older version's notification: no transaction, so the stream cannot place it by itself.
+        var logged = await LogProgressEventAsync(task, seq: 2);
+        await app.Services.GetRequiredService<TaskDashboard.Jobs.Progress.TaskEventBus>().OnNotifiedAsync(
+            new TaskEventNotification(task, 2, logged.Type, logged.State, logged.Progress, logged.Stage, logged.Message, logged.CreatedAt, await OwnerOfAsync(task)), Ct);
+        var (beforeIt, sent) = await ReadUntilEventAsync(sse);
+
+        // Sent at once (the app's keep-alive is 1 s), read from the log: its id is a new snapshot.
+        Assert.Equal((task, 2L), Key(sent));
+        Assert.Empty(beforeIt);
+        Assert.DoesNotContain('_', sent.Id!);
+        await client.PostAsync($"/api/tasks/{task}/cancel", null, Ct);
+    }
+
     [Theory]
     [InlineData("abc")]
     [InlineData("12")]
@@ -186,6 +226,71 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
             Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
             Assert.Contains("is past the event log's position", await response.Content.ReadAsStringAsync(Ct));
         }
+    }
+
+    // A user of this test alone, with a task that waits an hour to start: its log is the test's.
+    private async Task<(HttpClient Client, Guid Task)> NewUserWithAWaitingTaskAsync()
+    {
+        var client = await NewUserClientAsync();
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{},"delay":3600}""", Ct);
+        return (client, task.Id);
+    }
+
+    private async Task<TaskEvent> LogProgressEventAsync(Guid task, long seq)
+    {
+        await using (var command = app.Database.CreateCommand("""
+            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
+            VALUES (@id, @seq, 'progress', 'Scheduled', 0, 'Waiting', 'logged by the test', now())
+            """))
+        {
+            command.Parameters.AddWithValue("id", task);
+            command.Parameters.AddWithValue("seq", seq);
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+
+        return (await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task, seq - 1, Ct)).Single();
+    }
+
+    private async Task<string> OwnerOfAsync(Guid task)
+    {
+        await using var command = app.Database.CreateCommand("SELECT owner_id FROM dashboard.tasks WHERE id = @id");
+        command.Parameters.AddWithValue("id", task);
+        return (string)(await command.ExecuteScalarAsync(Ct))!;
+    }
+
+    // Half-way between two keep-alives (the app sends one a second), when the stream has long
+    // finished the read of the log that follows each: it waits for announcements.
+    private static async Task WaitBetweenKeepAlivesAsync(SseReader sse)
+    {
+        var (comments, _) = await ReadUntilAsync(sse, m => m.Comment == "keep-alive");
+        Assert.Empty(comments);
+        await Task.Delay(500, Ct);
+    }
+
+    // The comments before the stream's next event, and that event; fails after 10 s.
+    private static Task<(List<string> Comments, SseMessage Event)> ReadUntilEventAsync(SseReader sse) =>
+        ReadUntilAsync(sse, m => m.Event is not null);
+
+    // The comments before the first message that `found` accepts, and that message; fails after 10 s.
+    private static async Task<(List<string> Comments, SseMessage Found)> ReadUntilAsync(SseReader sse, Func<SseMessage, bool> found)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        var comments = new List<string>();
+        while (await sse.ReadAsync(timeout.Token) is { } message)
+        {
+            if (found(message))
+            {
+                return (comments, message);
+            }
+
+            if (message.Comment is not null)
+            {
+                comments.Add(message.Comment);
+            }
+        }
+
+        throw new InvalidOperationException("The stream ended.");
     }
 
     // A user of this test alone, so that no other test's tasks show in the stream.
