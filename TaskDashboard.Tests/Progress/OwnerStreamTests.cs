@@ -34,6 +34,8 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
         Assert.NotNull(snapshot[0].Id);
         Assert.All(events, e => Assert.False(string.IsNullOrEmpty(e.Id)));
         await AssertEveryEventOnceAsync(events, [first.Id, second.Id]);
+        // A task's first event needs no read of the log: it is sent as announced, named in the id.
+        Assert.All(events.Where(e => Key(e).Seq == 1), e => Assert.Contains('_', e.Id!));
     }
 
     [Fact]

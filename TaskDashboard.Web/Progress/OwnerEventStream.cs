@@ -12,10 +12,10 @@ namespace TaskDashboard.Web.Progress;
 /// </summary>
 /// <remarks>
 /// A task's event is sent as soon as it is announced when it is the next one the stream expects
-/// of that task, and its id names the task and number on top of the last position read from the
-/// log. Anything else (a task not seen yet, a gap, a quiet keep-alive, too many tasks named in the
-/// id) makes the stream read the events after its position from the log (one query), which ends
-/// at a new PostgreSQL snapshot.
+/// of that task (for a task it has not sent before, its first event), and its id names the task
+/// and number on top of the last position read from the log. Anything else (a task that started
+/// before, a gap, a quiet keep-alive, too many tasks named in the id) makes the stream read the
+/// events after its position from the log (one query), which ends at a new PostgreSQL snapshot.
 /// </remarks>
 public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resumeFrom, TaskStore store, TaskEventBus bus, ProgressOptions options) : IResult
 {
@@ -54,6 +54,8 @@ public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resume
                 position = resumeFrom;
             }
 
+            // The first read also moves the position past every event the client has, so no
+            // announcement is placed before it.
             var readLog = true;
             while (true)
             {
@@ -102,16 +104,23 @@ public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resume
     }
 
     // An announced event: one the client has (before the position, or sent), the next of its task
-    // (added to the frames), or one the stream cannot place without the log (false): of a task it
-    // has not seen, after a gap, or from an older version without its transaction.
+    // (added to the frames), or one the stream cannot place without the log (false): after a gap,
+    // of a task it has not sent before unless that is the task's first event, or from an older
+    // version without its transaction.
     private bool TrySendAnnounced(TaskEvent taskEvent, StringBuilder frames)
     {
-        if (taskEvent.Tx is not { } tx || !next.TryGetValue(taskEvent.TaskId, out var expected))
+        if (taskEvent.Tx is not { } tx)
         {
-            return taskEvent.Tx is { } known && position.After.Shows(known);
+            return false;
         }
 
-        if (position.After.Shows(tx) || taskEvent.Seq < expected)
+        if (position.After.Shows(tx))
+        {
+            return true;
+        }
+
+        var expected = next.GetValueOrDefault(taskEvent.TaskId, 1);
+        if (taskEvent.Seq < expected)
         {
             return true;
         }
