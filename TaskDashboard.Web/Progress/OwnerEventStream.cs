@@ -182,7 +182,7 @@ public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resume
     }
 
     private static long NextAfter(TaskEvent taskEvent) =>
-        TaskTransitions.IsFinal(taskEvent.State) && TaskEventStream.EventName(taskEvent) is "succeeded" or "failed" or "cancelled" ? Ended : taskEvent.Seq + 1;
+        TaskEventStream.IsFinalEvent(taskEvent) ? Ended : taskEvent.Seq + 1;
 
     private static string Frame<T>(OwnerStreamPosition id, string name, T data) =>
         $"id: {id}\nevent: {name}\ndata: {JsonSerializer.Serialize(data, TaskEventStream.Json)}\n\n";

@@ -41,10 +41,7 @@ public static class ProgressApi
         {
             if (!OwnerStreamPosition.TryParse(text, out var position))
             {
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-                {
-                    ["Last-Event-ID"] = ["Last-Event-ID must be the id of an event of this stream."],
-                });
+                return LastEventIdProblem("Last-Event-ID must be the id of an event of this stream.");
             }
 
             // A position can only come from the log: one past where it is now was made up (or
@@ -52,10 +49,7 @@ public static class ProgressApi
             var now = await store.GetLogPositionAsync(cancellationToken);
             if ((position.UpTo ?? position.After).Xmax > now.Xmax)
             {
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-                {
-                    ["Last-Event-ID"] = [$"Last-Event-ID {text} is past the event log's position ({now.ToCompact()}); connect without it for a snapshot."],
-                });
+                return LastEventIdProblem($"Last-Event-ID {text} is past the event log's position ({now.ToCompact()}); connect without it for a snapshot.");
             }
 
             resumeFrom = position;
@@ -63,6 +57,9 @@ public static class ProgressApi
 
         return new OwnerEventStream(context.User.Id(), resumeFrom, store, bus, options.Value);
     }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.ValidationProblem LastEventIdProblem(string error) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["Last-Event-ID"] = [error] });
 
     private static string? ResumeFrom(HttpContext context, string? lastEventId)
     {
@@ -90,10 +87,7 @@ public static class ProgressApi
         {
             if (!long.TryParse(resumeFrom, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
             {
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-                {
-                    ["Last-Event-ID"] = ["Last-Event-ID must be the non-negative whole number of the last event received."],
-                });
+                return LastEventIdProblem("Last-Event-ID must be the non-negative whole number of the last event received.");
             }
 
             after = parsed;
@@ -107,10 +101,7 @@ public static class ProgressApi
 
         if (after is { } seen && await TaskEventStream.PastTheLastEventAsync(task, seen, store, cancellationToken) is { } last)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-            {
-                ["Last-Event-ID"] = [$"Last-Event-ID {seen} is past the task's last event ({last}); connect without it for a snapshot."],
-            });
+            return LastEventIdProblem($"Last-Event-ID {seen} is past the task's last event ({last}); connect without it for a snapshot.");
         }
 
         // The client has every event of a task that has ended: nothing to stream. A 204 also tells

@@ -121,6 +121,9 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
         TaskTransitions.IsFinal(taskEvent.State) && taskEvent.Type is "succeeded" or "failed" or "cancelled" ? taskEvent.Type
         : taskEvent.Type == "progress" ? "progress" : "stage";
 
+    /// <summary>Whether this is a task's final event (<c>succeeded</c>, <c>failed</c> or <c>cancelled</c>).</summary>
+    internal static bool IsFinalEvent(TaskEvent taskEvent) => EventName(taskEvent) is "succeeded" or "failed" or "cancelled";
+
     // The broadcaster hands the same TaskEvent instance to every stream of a task, so its SSE frame
     // is formatted once however many clients watch (entries go when the event is collected).
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskEvent, byte[]> Frames = [];
@@ -131,7 +134,7 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
             Encoding.UTF8.GetBytes($"id: {e.Seq}\nevent: {EventName(e)}\ndata: {JsonSerializer.Serialize(ToData(e), Json)}\n\n"));
         // PipeWriter.WriteAsync writes and flushes in one go (one send per frame).
         await response.BodyWriter.WriteAsync(frame, cancellationToken);
-        return EventName(taskEvent) is "succeeded" or "failed" or "cancelled";
+        return IsFinalEvent(taskEvent);
     }
 
     internal static TaskEventData ToData(TaskEvent taskEvent) =>
