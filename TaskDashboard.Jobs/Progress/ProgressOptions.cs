@@ -49,6 +49,14 @@ public sealed class ProgressOptions
     [Range(1, 100)]
     public int OwnerStreamIdTasks { get; set; } = 8;
 
+    /// <summary>
+    /// How long a hub watch of all of a caller's tasks (<c>SubscribeToMyTasks</c>) goes without an
+    /// announcement before it reads the log all the same, for an announcement that was lost (a crash
+    /// between a batch's commit and its NOTIFY). <c>GET /api/events</c> does so at each keep-alive.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan HubQuietRead { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>How often an SSE stream sends a keep-alive comment.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan SseKeepAlive { get; set; } = TimeSpan.FromSeconds(15);

@@ -18,6 +18,7 @@ public sealed class SseApp : WorkerApp
     {
         base.ConfigureWebHost(builder);
         builder.UseSetting("Progress:SseKeepAlive", "00:00:01");
+        builder.UseSetting("Progress:HubQuietRead", "00:00:01");
     }
 
     protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();

@@ -44,10 +44,7 @@ public static class ProgressApi
                 return LastEventIdProblem("Last-Event-ID must be the id of an event of this stream.");
             }
 
-            // A position can only come from the log: one past where it is now was made up (or
-            // comes from another database).
-            var now = await store.GetLogPositionAsync(cancellationToken);
-            if ((position.UpTo ?? position.After).Xmax > now.Xmax)
+            if (await PastTheLogAsync(position, store, cancellationToken) is { } now)
             {
                 return LastEventIdProblem($"Last-Event-ID {text} is past the event log's position ({now.ToCompact()}); connect without it for a snapshot.");
             }
@@ -56,6 +53,16 @@ public static class ProgressApi
         }
 
         return new OwnerEventStream(context.User.Id(), resumeFrom, store, bus, options.Value);
+    }
+
+    /// <summary>
+    /// The event log's position now, when <paramref name="position"/> is past it. A position can only
+    /// come from the log: one past where it is now was made up (or comes from another database).
+    /// </summary>
+    internal static async Task<LogSnapshot?> PastTheLogAsync(OwnerStreamPosition position, TaskStore store, CancellationToken cancellationToken)
+    {
+        var now = await store.GetLogPositionAsync(cancellationToken);
+        return (position.UpTo ?? position.After).Xmax > now.Xmax ? now : null;
     }
 
     private static Microsoft.AspNetCore.Http.HttpResults.ValidationProblem LastEventIdProblem(string error) =>

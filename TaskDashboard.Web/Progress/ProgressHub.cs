@@ -15,11 +15,17 @@ public interface IProgressClient
 }
 
 /// <summary>
+/// What <c>SubscribeToMyTasks</c> returns: the position the watch starts after, and (for a new
+/// subscription, not a resumed one) the caller's unfinished tasks then, as snapshots.
+/// </summary>
+public sealed record MyTasksSubscription(string Position, IReadOnlyList<TaskEventData> Tasks);
+
+/// <summary>
 /// <c>/hubs/tasks</c>: a client subscribes to a task it may see, or to all of its own tasks, and then
 /// receives their events. Methods only check access and start or stop a watch; the events come from
 /// the node's broadcaster through <see cref="HubTaskForwarder"/>.
 /// </summary>
-public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : Hub<IProgressClient>
+public sealed class ProgressHub(TaskStore store, TaskEventBus bus, HubTaskForwarder forwarder, IOptions<ProgressOptions> options) : Hub<IProgressClient>
 {
     /// <summary>The forwarder's key of a connection's watch of one task.</summary>
     public static string TaskWatch(Guid taskId) => $"{HubTaskForwarder.TaskWatchPrefix}{taskId}";
@@ -94,12 +100,32 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
         return Task.CompletedTask;
     }
 
-    /// <summary>From now on, events of every task of the caller's.</summary>
-    public Task SubscribeToMyTasks()
+    /// <summary>
+    /// From now on, every event of every task of the caller's, each with its
+    /// <see cref="TaskEventData.Position"/>; returns the position now and a snapshot of the caller's
+    /// unfinished tasks. Subscribing again starts the watch over from the new position.
+    /// </summary>
+    public Task<MyTasksSubscription> SubscribeToMyTasks() => WatchMyTasksAsync(null);
+
+    /// <summary>
+    /// Every event of the caller's tasks after <paramref name="position"/> (the
+    /// <see cref="TaskEventData.Position"/> of the last event received, or the position a subscription
+    /// returned), then on, as <see cref="SubscribeToMyTasks"/>: after a dropped connection, exactly
+    /// the events missed.
+    /// </summary>
+    public async Task<MyTasksSubscription> SubscribeToMyTasksAfter(string position)
     {
-        var owner = Context.User!.Id();
-        Watch(OwnerWatch(owner), bus => bus.SubscribeOwner(owner));
-        return Task.CompletedTask;
+        if (!OwnerStreamPosition.TryParse(position ?? "", out var after))
+        {
+            throw new HubException("position must be the Position of an event of a watch of your tasks, or one a subscription returned.");
+        }
+
+        if (await ProgressApi.PastTheLogAsync(after, store, Context.ConnectionAborted) is { } now)
+        {
+            throw new HubException($"position {position} is past the event log's position ({now.ToCompact()}); call SubscribeToMyTasks for a snapshot.");
+        }
+
+        return await WatchMyTasksAsync(after);
     }
 
     public Task UnsubscribeFromMyTasks()
@@ -117,9 +143,42 @@ public sealed class ProgressHub(TaskStore store, HubTaskForwarder forwarder) : H
     private void Watch(string watchKey, Func<TaskEventBus, TaskEventSubscription> subscribe, bool holdLive = false)
     {
         forwarder.Join(Context.ConnectionId, watchKey, subscribe, holdLive);
+        LeaveIfAborted();
+    }
 
-        // SignalR aborts a connection before it calls OnDisconnectedAsync, which may already have run
-        // while this method was still on its way here: then nothing else would end the watch.
+    private async Task<MyTasksSubscription> WatchMyTasksAsync(OwnerStreamPosition? after)
+    {
+        var owner = Context.User!.Id();
+
+        // Subscribed before the position is read, so that whatever commits after it is announced.
+        var announced = bus.SubscribeOwner(owner);
+        try
+        {
+            var position = after;
+            IReadOnlyList<TaskEventData> tasks = [];
+            if (position is null)
+            {
+                var (at, unfinished) = await store.GetUnfinishedTasksAsync(owner, OwnerEventStream.SnapshotLimit, Context.ConnectionAborted);
+                position = new OwnerStreamPosition(at);
+                tasks = [.. unfinished.Select(TaskEventStream.Snapshot)];
+            }
+
+            var feed = new OwnerEventFeed(owner, position, store, options.Value.OwnerStreamIdTasks);
+            forwarder.WatchOwner(Context.ConnectionId, OwnerWatch(owner), announced, feed, Context.Abort);
+            announced = null;
+            LeaveIfAborted();
+            return new MyTasksSubscription(position.ToString(), tasks);
+        }
+        finally
+        {
+            announced?.Dispose();
+        }
+    }
+
+    // SignalR aborts a connection before it calls OnDisconnectedAsync, which may already have run
+    // while a method was still on its way to a watch: then nothing else would end the watch.
+    private void LeaveIfAborted()
+    {
         if (Context.ConnectionAborted.IsCancellationRequested)
         {
             forwarder.LeaveAll(Context.ConnectionId);
@@ -140,6 +199,7 @@ public sealed class HubTaskForwarder(
     internal const string TaskWatchPrefix = "task:";
 
     private readonly int heldLimit = options.Value.ReplayHoldLimit;
+    private readonly TimeSpan quietRead = options.Value.HubQuietRead;
     private readonly Lock gate = new();
     private long heldOverflows;
     private int watches;
@@ -170,6 +230,29 @@ public sealed class HubTaskForwarder(
                 watch.Held = [];
                 watch.Overflowed = false;
             }
+        }
+    }
+
+    /// <summary>
+    /// Starts the connection's watch of all of an owner's tasks, fed from <paramref name="feed"/>
+    /// (which places every event of <paramref name="announced"/>, now owned by the watch, and reads
+    /// the log for the rest); one the connection already has ends first. When the feed fails (the
+    /// database), the connection is closed with <paramref name="abort"/>, so that the client
+    /// reconnects and resumes from its last position.
+    /// </summary>
+    public void WatchOwner(string connectionId, string watchKey, TaskEventSubscription announced, OwnerEventFeed feed, Action abort)
+    {
+        lock (gate)
+        {
+            Remove(connectionId, watchKey, Find(connectionId, watchKey));
+            if (!byConnection.TryGetValue(connectionId, out var watched))
+            {
+                byConnection[connectionId] = watched = new(StringComparer.Ordinal);
+            }
+
+            var watch = watched[watchKey] = new Watch(announced) { Stopping = new CancellationTokenSource() };
+            watches++;
+            _ = FeedAsync(connectionId, watchKey, watch, feed, abort);
         }
     }
 
@@ -284,9 +367,9 @@ public sealed class HubTaskForwarder(
         }
     }
 
-    internal static Task SendAsync(IProgressClient client, TaskEvent taskEvent)
+    internal static Task SendAsync(IProgressClient client, TaskEvent taskEvent, OwnerStreamPosition? position = null)
     {
-        var data = TaskEventStream.ToData(taskEvent);
+        var data = TaskEventStream.ToData(taskEvent) with { Position = position?.ToString() };
         return taskEvent.Type == "progress" ? client.TaskProgressChanged(data) : client.TaskStateChanged(data);
     }
 
@@ -309,6 +392,8 @@ public sealed class HubTaskForwarder(
     private void Stop(Watch watch)
     {
         watches--;
+        // Its callbacks (a query's cancellation) run on the thread pool, not under the gate.
+        _ = watch.Stopping?.CancelAsync();
         watch.Subscription.Dispose();
     }
 
@@ -380,9 +465,49 @@ public sealed class HubTaskForwarder(
         }
     }
 
+    private async Task FeedAsync(string connectionId, string watchKey, Watch watch, OwnerEventFeed feed, Action abort)
+    {
+        var client = hub.Clients.Client(connectionId);
+        var stopping = watch.Stopping!.Token;
+        try
+        {
+            await feed.RunAsync(
+                watch.Subscription,
+                quietRead,
+                async (events, _) =>
+                {
+                    foreach (var (position, taskEvent) in events)
+                    {
+                        await SendAsync(client, taskEvent, position);
+                    }
+                },
+                _ => Task.CompletedTask,
+                stopping);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // The watch ended.
+        }
+        catch (Exception exception)
+        {
+            logger.LogWarning(exception, "Feeding events to SignalR connection {ConnectionId} ({Watch}) failed; closing it", connectionId, watchKey);
+            abort();
+        }
+        finally
+        {
+            lock (gate)
+            {
+                Remove(connectionId, watchKey, watch);
+            }
+        }
+    }
+
     private sealed class Watch(TaskEventSubscription subscription)
     {
         public TaskEventSubscription Subscription { get; } = subscription;
+
+        /// <summary>Of a watch fed by an <see cref="OwnerEventFeed"/>: cancelled when the watch ends.</summary>
+        public CancellationTokenSource? Stopping { get; init; }
 
         /// <summary>While the connection is sent its replay: the events held back meanwhile.</summary>
         public List<TaskEvent>? Held { get; set; }

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.Features;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
@@ -7,9 +8,13 @@ using TaskDashboard.Web.Tasks;
 
 namespace TaskDashboard.Web.Progress;
 
-/// <summary>The data of every SSE event of a task.</summary>
+/// <summary>
+/// The data of every SSE event of a task, and of every hub message. <see cref="Position"/> is set
+/// only on a hub watch of all of a caller's tasks: where that watch resumes after this event.
+/// </summary>
 public sealed record TaskEventData(
-    Guid TaskId, long Seq, string Type, TaskState Status, int Progress, string? Stage, string? Message, DateTimeOffset At, string? ResultUrl);
+    Guid TaskId, long Seq, string Type, TaskState Status, int Progress, string? Stage, string? Message, DateTimeOffset At, string? ResultUrl,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Position = null);
 
 /// <summary>
 /// Writes a task's events as Server-Sent Events. Written by hand rather than with
