@@ -64,6 +64,10 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         using var ownerStream = await client2.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, Ct);
         using var ownerSse = new SseReader(await ownerStream.Content.ReadAsStreamAsync(Ct));
         var ownerFirstHalf = ReadSseUntilAsync(ownerSse, e => e.Event is "succeeded" || (e.Event == "progress" && e.Json.GetProperty("progress").GetInt32() >= 50));
+        // And over SignalR on node 1, until halfway; resumed on node 2 at the end.
+        var ownerHub = await TaskHubClient.ConnectAsync(web1.BaseAddress!, app.ApiKey, Ct);
+        await ownerHub.Connection.InvokeAsync<MyTasksSubscription>("SubscribeToMyTasks", Ct);
+        var ownerHubFirstHalf = ReadHubUntilAsync(ownerHub.Events, e => e.Type == "succeeded" || (e.Type == "progress" && e.Progress >= 50));
         // Submitted through node 1; it waits for the worker (which polls or is woken by NOTIFY).
         var response = await client1.PostAsync("/api/exports", ApiClientExtensions.Json("""{"parameters":{"throttleMs":200}}"""), Ct);
         var task = (await response.Content.ReadFromJsonAsync<TaskResponse>(TaskDashboardApp.Json, Ct))!;
@@ -103,6 +107,15 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
             ownerEvents.AddRange(await ReadSseUntilAsync(restSse, e => e.Event == "succeeded"));
         }
 
+        var ownerHubEvents = await ownerHubFirstHalf;
+        await ownerHub.DisposeAsync();
+        Assert.NotEqual("succeeded", ownerHubEvents[^1].Type);
+        await using (var resumedHub = await TaskHubClient.ConnectAsync(web2.BaseAddress!, app.ApiKey, Ct))
+        {
+            await resumedHub.Connection.InvokeAsync<MyTasksSubscription>("SubscribeToMyTasksAfter", ownerHubEvents[^1].Position, Ct);
+            ownerHubEvents.AddRange(await ReadHubUntilAsync(resumedHub.Events, e => e.Type == "succeeded"));
+        }
+
         Assert.True(killed, "the export never reported progress before it ended");
         Assert.Equal("succeeded", sseEvents[^1].Event);
         Assert.Equal(log.Select(e => e.Seq), sseEvents.Select(e => e.Seq));
@@ -110,6 +123,21 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
         Assert.Equal(log.Select(e => e.Type), viaHub.Select(e => e.Type));
         Assert.Equal(task.Id, hubSnapshot.TaskId);
         Assert.Equal(log.Select(e => e.Seq), ownerEvents.Select(e => e.Json.GetProperty("seq").GetInt64()));
+        Assert.Equal(log.Select(e => e.Seq), ownerHubEvents.Select(e => e.Seq));
+    }
+
+    // Every event the client receives, until `last` accepts one; fails after 60 s.
+    private static async Task<List<TaskEventData>> ReadHubUntilAsync(ChannelReader<TaskEventData> reader, Func<TaskEventData, bool> last)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        var events = new List<TaskEventData>();
+        do
+        {
+            events.Add(await reader.ReadAsync(timeout.Token));
+        }
+        while (!last(events[^1]));
+        return events;
     }
 
     private static async Task<List<SseMessage>> ReadSseUntilAsync(SseReader sse, Func<SseMessage, bool> last)
