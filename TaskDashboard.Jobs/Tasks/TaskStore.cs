@@ -277,18 +277,25 @@ public sealed class TaskStore(
         return LogSnapshot.FromPostgres((string)(await command.ExecuteScalarAsync(cancellationToken))!);
     }
 
+    // Columns, with the number of the task's last logged event in place of the row's, which lags
+    // behind the live progress events.
+    private static readonly string LastLoggedColumns = Columns.Replace(
+        "last_event_seq", "(SELECT coalesce(max(e.seq), 0) FROM dashboard.task_events e WHERE e.task_id = ranked.id) AS last_event_seq", StringComparison.Ordinal);
+
     /// <summary>
     /// The owner's unfinished tasks (Running, then Pending, then Scheduled; up to
     /// <paramref name="perState"/> of each, newest first) and the log position they were read at:
-    /// the rows show exactly the events before it.
+    /// the rows show exactly the events before it, and each task's <see cref="TaskItem.LastEventSeq"/>
+    /// is its last event before it (not the row's, which lags behind live progress events).
     /// </summary>
     public async Task<(LogSnapshot Position, IReadOnlyList<TaskItem> Tasks)> GetUnfinishedTasksAsync(string ownerId, int perState, CancellationToken cancellationToken)
     {
-        // One statement, so the rows and pg_current_snapshot() (the statement's own snapshot) agree.
+        // One statement, so the rows, their last events and pg_current_snapshot() (the statement's
+        // own snapshot) agree.
         await using var command = dataSource.CreateCommand($"""
             WITH position AS (SELECT pg_current_snapshot()::text AS snapshot)
             SELECT t.*, position.snapshot FROM position LEFT JOIN LATERAL (
-                SELECT {Columns} FROM (
+                SELECT {LastLoggedColumns} FROM (
                     SELECT *, row_number() OVER (PARTITION BY state ORDER BY created_at DESC, id DESC) AS n
                     FROM dashboard.tasks WHERE owner_id = @owner AND state IN ('Running', 'Pending', 'Scheduled')) ranked
                 WHERE n <= @perState) t ON true

@@ -95,6 +95,26 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
         Assert.Equal((task, 2L, "logged by the test"), (received[0].TaskId, received[0].Seq, received[0].Message));
     }
 
+    [Fact]
+    public async Task MyTasks_SendsTheNextEventOfATaskInItsSnapshot_AsAnnounced()
+    {
+        var (client, key) = await NewUserAsync();
+        var (lease, logged) = await OwnerStreamTests.RunningTaskWithLiveEventsAsync(app, client);
+        await using var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, key, Ct);
+        var subscription = await watcher.Connection.InvokeAsync<MyTasksSubscription>("SubscribeToMyTasks", Ct);
+        // The log's last event, not the row's (which live progress events do not touch).
+        Assert.Equal((lease.TaskId, logged), (subscription.Tasks.Single().TaskId, subscription.Tasks.Single().Seq));
+
+        // After the watch's first read of the log (at once) and before its first quiet read (1 s).
+        await Task.Delay(300, Ct);
+        var next = await OwnerStreamTests.LogLiveEventAsync(app, lease);
+        var sent = (await ReceiveAsync(watcher, events => events.Count == 1))[0];
+
+        Assert.Equal((lease.TaskId, next), Key(sent));
+        // Placed without a read of the log: named in the position on top of the last one read.
+        Assert.Contains($"_{lease.TaskId:N}.{next}", sent.Position, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("abc")]
     [InlineData("99999999:0:")]

@@ -230,6 +230,52 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
         }
     }
 
+    [Fact]
+    public async Task OwnerStream_SendsTheNextEventOfATaskInItsSnapshot_AsAnnounced()
+    {
+        var client = await NewUserClientAsync();
+        var (lease, logged) = await RunningTaskWithLiveEventsAsync(app, client);
+        using var response = await OpenAsync(client, lastEventId: null);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        var (_, snapshot) = await ReadUntilEventAsync(sse);
+        // The log's last event, not the row's (which live progress events do not touch).
+        Assert.Equal(logged, Assert.Single(snapshot.Json.EnumerateArray()).GetProperty("seq").GetInt64());
+
+        await WaitBetweenKeepAlivesAsync(sse);
+        var next = await LogLiveEventAsync(app, lease);
+        var (_, sent) = await ReadUntilEventAsync(sse);
+
+        Assert.Equal((lease.TaskId, next), Key(sent));
+        // Placed without a read of the log: named in the id on top of the position.
+        Assert.Contains($"_{lease.TaskId:N}.{next}", sent.Id, StringComparison.Ordinal);
+    }
+
+    /// <summary>A task of the client's user, claimed by the test, with two live progress events logged; and its last event's number.</summary>
+    internal static async Task<(TaskLease Lease, long LastSeq)> RunningTaskWithLiveEventsAsync(TaskDashboardApp app, HttpClient client)
+    {
+        // Delayed an hour, so that no worker takes it, then due with a job id no Hangfire job has, so
+        // that the dispatcher leaves it alone: the test claims it instead.
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{},"delay":3600}""", Ct);
+        await using (var command = app.Database.CreateCommand("UPDATE dashboard.tasks SET hangfire_job_id = '0', scheduled_at = NULL WHERE id = @id"))
+        {
+            command.Parameters.AddWithValue("id", task.Id);
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+
+        var claimed = await app.Services.GetRequiredService<TaskStore>().TryClaimAsync(task.Id, "owner-test", TimeSpan.FromMinutes(5), Ct);
+        var lease = new TaskLease(task.Id, "owner-test", claimed!.Attempt);
+        await LogLiveEventAsync(app, lease);
+        return (lease, await LogLiveEventAsync(app, lease));
+    }
+
+    /// <summary>Logs (and announces) a live progress event of a running task, as its job would; returns its number.</summary>
+    internal static async Task<long> LogLiveEventAsync(TaskDashboardApp app, TaskLease lease)
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        await Task.Run(() => store.AppendProgressEvents([new ProgressEventWrite(lease, 50, "Working", "logged by the test", DateTimeOffset.UtcNow)]), Ct);
+        return await store.GetLastEventSeqAsync(lease.TaskId, Ct);
+    }
+
     // A user of this test alone, with a task that waits an hour to start: its log is the test's.
     private async Task<(HttpClient Client, Guid Task)> NewUserWithAWaitingTaskAsync()
     {

@@ -15,7 +15,7 @@ public readonly record struct PositionedEvent(OwnerStreamPosition Position, Task
 /// A task's event is sent as soon as it is announced when it is the next one the feed expects
 /// of that task (for a task it has not sent before, its first event), and its position names the
 /// task and number on top of the last position read from the log. Anything else (a task that
-/// started before, a gap, a quiet spell, too many tasks named in the position) makes the feed read
+/// started before, unless it was in the snapshot the feed started from, a gap, a quiet spell, too many tasks named in the position) makes the feed read
 /// the events after its position from the log (one query), which ends at a new PostgreSQL snapshot.
 /// </remarks>
 public sealed class OwnerEventFeed(string ownerId, OwnerStreamPosition from, TaskStore store, int idTasks)
@@ -30,6 +30,20 @@ public sealed class OwnerEventFeed(string ownerId, OwnerStreamPosition from, Tas
 
     // Per task sent since the feed began, the number of the next event to send.
     private readonly Dictionary<Guid, long> next = [];
+
+    /// <summary>
+    /// Tasks whose events the starting position shows up to their <see cref="TaskItem.LastEventSeq"/>
+    /// (a snapshot read with it): their next announced event is sent without a read of the log.
+    /// </summary>
+    public OwnerEventFeed Following(IEnumerable<TaskItem> tasks)
+    {
+        foreach (var task in tasks.Where(t => !t.IsFinal))
+        {
+            next[task.Id] = task.LastEventSeq + 1;
+        }
+
+        return this;
+    }
 
     /// <summary>
     /// Sends the events after the position, then the announced ones, until the subscription ends or

@@ -27,14 +27,15 @@ public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resume
         {
             await TaskEventStream.WriteAsync(response, $"retry: {(int)options.SseRetry.TotalMilliseconds}\n\n", cancellationToken);
             var position = resumeFrom;
+            IReadOnlyList<TaskItem> tasks = [];
             if (position is null)
             {
-                var (at, tasks) = await store.GetUnfinishedTasksAsync(ownerId, SnapshotLimit, cancellationToken);
+                (var at, tasks) = await store.GetUnfinishedTasksAsync(ownerId, SnapshotLimit, cancellationToken);
                 position = new OwnerStreamPosition(at);
                 await TaskEventStream.WriteAsync(response, Frame(position, "snapshot", tasks.Select(TaskEventStream.Snapshot).ToList()), cancellationToken);
             }
 
-            await new OwnerEventFeed(ownerId, position, store, options.OwnerStreamIdTasks).RunAsync(
+            await new OwnerEventFeed(ownerId, position, store, options.OwnerStreamIdTasks).Following(tasks).RunAsync(
                 announced,
                 options.SseKeepAlive,
                 (events, ct) => TaskEventStream.WriteAsync(response, Frames(events), ct),

@@ -155,19 +155,18 @@ public sealed class ProgressHub(TaskStore store, TaskEventBus bus, HubTaskForwar
         try
         {
             var position = after;
-            IReadOnlyList<TaskEventData> tasks = [];
+            IReadOnlyList<TaskItem> tasks = [];
             if (position is null)
             {
-                var (at, unfinished) = await store.GetUnfinishedTasksAsync(owner, OwnerEventStream.SnapshotLimit, Context.ConnectionAborted);
+                (var at, tasks) = await store.GetUnfinishedTasksAsync(owner, OwnerEventStream.SnapshotLimit, Context.ConnectionAborted);
                 position = new OwnerStreamPosition(at);
-                tasks = [.. unfinished.Select(TaskEventStream.Snapshot)];
             }
 
-            var feed = new OwnerEventFeed(owner, position, store, options.Value.OwnerStreamIdTasks);
+            var feed = new OwnerEventFeed(owner, position, store, options.Value.OwnerStreamIdTasks).Following(tasks);
             forwarder.WatchOwner(Context.ConnectionId, OwnerWatch(owner), announced, feed, Context.Abort);
             announced = null;
             LeaveIfAborted();
-            return new MyTasksSubscription(position.ToString(), tasks);
+            return new MyTasksSubscription(position.ToString(), [.. tasks.Select(TaskEventStream.Snapshot)]);
         }
         finally
         {
