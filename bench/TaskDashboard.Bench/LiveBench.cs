@@ -19,6 +19,7 @@ internal static class LiveBench
     private const string FloorRow = "PostgreSQL NOTIFY (floor)";
     private const string NotifiedRow = "events' NOTIFY, heard directly";
     private const string OwnerRow = "SSE, all my tasks";
+    private const string OwnerHubRow = "SignalR, all my tasks";
 
     public static async Task RunAsync(string[] args)
     {
@@ -67,8 +68,17 @@ internal static class LiveBench
         // from the notification itself.
         var ownerStreams = int.Parse(values.GetValueOrDefault("owner-streams", "0"), Invariant);
         using var stopOwners = new CancellationTokenSource();
-        var owners = new OwnerWatchers();
+        var owners = new OwnerWatchers(OwnerRow);
         var ownerWatching = Enumerable.Range(0, ownerStreams).Select(_ => WatchOwnerAsync(http, owners, stopOwners.Token)).ToList();
+        // --owner-hubs N: also N SignalR connections watching all of the user's tasks
+        // (SubscribeToMyTasks), positioned the same way, for the whole run.
+        var ownerHubCount = int.Parse(values.GetValueOrDefault("owner-hubs", "0"), Invariant);
+        var ownerHubs = new OwnerWatchers(OwnerHubRow);
+        var ownerHubConnections = new List<HubConnection>();
+        for (var i = 0; i < ownerHubCount; i++)
+        {
+            ownerHubConnections.Add(await WatchOwnerOverSignalRAsync(url, ownerHubs));
+        }
 
         // Warm-up rounds run the same load first, unmeasured: the JIT of the web node, the worker and
         // this client is still compiling hot paths during the first run (perf: ~17 % of the CPU).
@@ -86,9 +96,14 @@ internal static class LiveBench
         var roundStarted = Stopwatch.GetTimestamp();
         var timeline = new Timeline();
         var ownerLatencies = owners.Measure(timeline);
+        var ownerHubLatencies = ownerHubs.Measure(timeline);
         var (sse, signalR, polling) = await RunRoundAsync(http, hubs, jobs, spreadMs, path, body, timeline);
         await stopOwners.CancelAsync();
         await Task.WhenAll(ownerWatching);
+        foreach (var hub in ownerHubConnections)
+        {
+            await hub.DisposeAsync();
+        }
         var roundSeconds = Stopwatch.GetElapsedTime(roundStarted).TotalSeconds;
         var busy = CpuTimes.Read().BusyShareSince(cpuBefore);
         var kdamond = CpuTimes.KdamondOn();
@@ -97,6 +112,11 @@ internal static class LiveBench
         if (ownerStreams > 0)
         {
             rows.Insert(2, (OwnerRow, ownerLatencies));
+        }
+
+        if (ownerHubCount > 0)
+        {
+            rows.Insert(ownerStreams > 0 ? 3 : 2, (OwnerHubRow, ownerHubLatencies));
         }
 
         if (floor is not null)
@@ -157,6 +177,7 @@ internal static class LiveBench
             startSpreadMs = spreadMs,
             startDelaySeconds = startDelay,
             ownerStreams,
+            ownerHubs = ownerHubCount,
             roundSeconds,
             machineCpuBusy = busy,
             kdamondOn = kdamond,
@@ -275,8 +296,21 @@ internal static class LiveBench
         }
     }
 
-    /// <summary>Where the owner streams record their events: nowhere until the measured round starts.</summary>
-    private sealed class OwnerWatchers
+    // A SignalR connection watching all of the user's tasks: the latency of every progress event, once measuring.
+    private static async Task<HubConnection> WatchOwnerOverSignalRAsync(Uri url, OwnerWatchers owners)
+    {
+        var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey))
+            .Build();
+        hub.On<JsonElement>("TaskProgressChanged", e =>
+            owners.Arrived((DateTimeOffset.UtcNow - e.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds, e.GetProperty("stage").GetString()));
+        await hub.StartAsync();
+        await hub.InvokeAsync<JsonElement>("SubscribeToMyTasks");
+        return hub;
+    }
+
+    /// <summary>Where the owner streams (or hub watches) record their events: nowhere until the measured round starts.</summary>
+    private sealed class OwnerWatchers(string row)
     {
         private readonly List<double> latencies = [];
         private Timeline? timeline;
@@ -296,7 +330,7 @@ internal static class LiveBench
                     latencies.Add(ms);
                 }
 
-                round.Arrived(OwnerRow, ms, stage);
+                round.Arrived(row, ms, stage);
             }
         }
     }
