@@ -13,10 +13,11 @@ public readonly record struct PositionedEvent(OwnerStreamPosition Position, Task
 /// </summary>
 /// <remarks>
 /// A task's event is sent as soon as it is announced when it is the next one the feed expects
-/// of that task (for a task it has not sent before, its first event), and its position names the
-/// task and number on top of the last position read from the log. Anything else (a task that
-/// started before, unless it was in the snapshot the feed started from, a gap, a quiet spell, too many tasks named in the position) makes the feed read
-/// the events after its position from the log (one query), which ends at a new PostgreSQL snapshot.
+/// of that task (for a task it has neither sent before nor found in the snapshot it started from,
+/// its first event), and its position names the task and number on top of the last position read
+/// from the log. Anything else (a later event of a task it does not follow yet, a gap, a quiet
+/// spell, too many tasks named in the position) makes the feed read the events after its position
+/// from the log (one query), which ends at a new PostgreSQL snapshot.
 /// </remarks>
 public sealed class OwnerEventFeed(string ownerId, OwnerStreamPosition from, TaskStore store, int idTasks)
 {
@@ -28,7 +29,8 @@ public sealed class OwnerEventFeed(string ownerId, OwnerStreamPosition from, Tas
 
     private OwnerStreamPosition position = from;
 
-    // Per task sent since the feed began, the number of the next event to send.
+    // Per task the feed follows (sent since it began, or in its starting snapshot), the number of
+    // the next event to send.
     private readonly Dictionary<Guid, long> next = [];
 
     /// <summary>
@@ -103,9 +105,8 @@ public sealed class OwnerEventFeed(string ownerId, OwnerStreamPosition from, Tas
     }
 
     // An announced event: one the client has (before the position, or sent), the next of its task
-    // (placed), or one the feed cannot place without the log (false): after a gap, of a task it has
-    // not sent before unless that is the task's first event, or from an older version without its
-    // transaction.
+    // (placed), or one the feed cannot place without the log (false): after a gap, a later event of
+    // a task it does not follow, or from an older version without its transaction.
     private bool TryPlaceAnnounced(TaskEvent taskEvent, List<PositionedEvent> placed)
     {
         if (taskEvent.Tx is not { } tx)
