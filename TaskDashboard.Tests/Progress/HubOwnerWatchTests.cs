@@ -82,14 +82,10 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
 
         // Logged without NOTIFY, as after a crash between a batch's commit and its announcement: the
         // watch reads the log after Progress:HubQuietRead (1 s here) without an announcement.
-        await using (var command = app.Database.CreateCommand("""
+        await ExecuteAsync("""
             INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
             VALUES (@id, 2, 'progress', 'Scheduled', 0, 'Waiting', 'logged by the test', now())
-            """))
-        {
-            command.Parameters.AddWithValue("id", task);
-            await command.ExecuteNonQueryAsync(Ct);
-        }
+            """, task);
 
         var received = await ReceiveAsync(watcher, events => events.Count == 1);
         Assert.Equal((task, 2L, "logged by the test"), (received[0].TaskId, received[0].Seq, received[0].Message));
@@ -115,6 +111,37 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
         Assert.Contains($"_{lease.TaskId:N}.{next}", sent.Position, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task MyTasks_AWatchThatCannotReadTheLog_ClosesItsConnection_AndTheClientResumesFromItsLastPosition()
+    {
+        var (client, key) = await NewUserAsync();
+        var task = (await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{},"delay":3600}""", Ct)).Id;
+        var watcher = await TaskHubClient.ConnectAsync(client.BaseAddress!, key, Ct);
+        var closed = new TaskCompletionSource();
+        watcher.Connection.Closed += _ =>
+        {
+            closed.TrySetResult();
+            return Task.CompletedTask;
+        };
+        var connectionId = watcher.Connection.ConnectionId!;
+        var subscription = await watcher.Connection.InvokeAsync<MyTasksSubscription>("SubscribeToMyTasks", Ct);
+
+        // An event the node cannot read (a state no task has), logged without NOTIFY: the watch's
+        // next quiet read fails on it, as it would with the database gone.
+        await ExecuteAsync("""
+            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
+            VALUES (@id, 2, 'progress', 'Unreadable', 0, 'Waiting', 'logged by the test', now())
+            """, task);
+        await closed.Task.WaitAsync(TimeSpan.FromSeconds(15), Ct);
+        await watcher.DisposeAsync();
+        Assert.Empty(app.Services.GetRequiredService<HubTaskForwarder>().WatchesOf(connectionId));
+
+        // Mended, the client resumes from its last position on a new connection and gets the event.
+        await ExecuteAsync("UPDATE dashboard.task_events SET state = 'Scheduled' WHERE task_id = @id AND seq = 2", task);
+        var resumed = await ResumeAsync(key, subscription.Position, 1);
+        Assert.Equal((task, 2L, "logged by the test"), (resumed[0].TaskId, resumed[0].Seq, resumed[0].Message));
+    }
+
     [Theory]
     [InlineData("abc")]
     [InlineData("99999999:0:")]
@@ -130,6 +157,13 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
         Assert.Empty(app.Services.GetRequiredService<HubTaskForwarder>().WatchesOf(watcher.Connection.ConnectionId!));
         // The connection is still good.
         Assert.Empty((await watcher.Connection.InvokeAsync<MyTasksSubscription>("SubscribeToMyTasks", Ct)).Tasks);
+    }
+
+    private async Task ExecuteAsync(string sql, Guid task)
+    {
+        await using var command = app.Database.CreateCommand(sql);
+        command.Parameters.AddWithValue("id", task);
+        await command.ExecuteNonQueryAsync(Ct);
     }
 
     // A user of this test alone, so that no other test's tasks reach its watches.
