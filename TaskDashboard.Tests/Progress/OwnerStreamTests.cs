@@ -231,6 +231,54 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
     }
 
     [Fact]
+    public async Task OwnerStream_ThatCannotReadTheLog_Ends_AndTheClientResumesFromItsLastId()
+    {
+        var (client, task) = await NewUserWithAWaitingTaskAsync();
+        using var response = await OpenAsync(client, lastEventId: null);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        var (_, snapshot) = await ReadUntilEventAsync(sse);
+
+        // An event the node cannot read (a state no task has), logged without NOTIFY: the stream's
+        // read of the log at its next keep-alive fails on it, as it would with the database gone.
+        await ExecuteAsync("""
+            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
+            VALUES (@id, 2, 'progress', 'Unreadable', 0, 'Waiting', 'logged by the test', now())
+            """, task);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(15));
+        var events = new List<SseMessage>();
+        try
+        {
+            while (await sse.ReadAsync(timeout.Token) is { } message)
+            {
+                if (message.Event is not null)
+                {
+                    events.Add(message);
+                }
+            }
+        }
+        catch (Exception exception) when (exception is IOException or HttpRequestException)
+        {
+            // The node aborted the response.
+        }
+
+        Assert.False(timeout.IsCancellationRequested, "the stream did not end");
+        Assert.Empty(events);
+
+        // Mended, the client resumes from its last id and gets the event.
+        await ExecuteAsync("UPDATE dashboard.task_events SET state = 'Scheduled' WHERE task_id = @id AND seq = 2", task);
+        var resumed = Assert.Single(await ReadEventsAsync(client, snapshot.Id, 1));
+        Assert.Equal((task, 2L), Key(resumed));
+    }
+
+    private async Task ExecuteAsync(string sql, Guid task)
+    {
+        await using var command = app.Database.CreateCommand(sql);
+        command.Parameters.AddWithValue("id", task);
+        await command.ExecuteNonQueryAsync(Ct);
+    }
+
+    [Fact]
     public async Task OwnerStream_SendsTheNextEventOfATaskInItsSnapshot_AsAnnounced()
     {
         var client = await NewUserClientAsync();
