@@ -41,10 +41,11 @@ public sealed class ProgressOptions
     public TimeSpan ListenerMaxBackoff { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// How many tasks a <c>GET /api/events</c> event id may name before the stream reads its
-    /// position from the log again. The stream sends each task's next event as it is announced and
-    /// names the tasks it sent since its last read in the ids; a read (one query) folds them into
-    /// one PostgreSQL snapshot. Fewer: shorter ids, more queries.
+    /// How many tasks a position (a <c>GET /api/events</c> event id, a hub event's <c>position</c>)
+    /// may name before the stream or watch reads its position from the log again. Each task's next
+    /// event is sent as it is announced and the tasks sent since the last read are named in the
+    /// positions; a read (one query) folds them into one PostgreSQL snapshot. Fewer: shorter
+    /// positions, more queries.
     /// </summary>
     [Range(1, 100)]
     public int OwnerStreamIdTasks { get; set; } = 8;

@@ -19,32 +19,56 @@ public readonly record struct PositionedEvent(OwnerStreamPosition Position, Task
 /// spell, too many tasks named in the position) makes the feed read the events after its position
 /// from the log (one query), which ends at a new PostgreSQL snapshot.
 /// </remarks>
-public sealed class OwnerEventFeed(string ownerId, OwnerStreamPosition from, TaskStore store, int idTasks)
+public sealed class OwnerEventFeed
 {
+    /// <summary>Unfinished tasks of the caller a new feed lists first, per state.</summary>
+    public const int SnapshotLimit = 100;
+
     // Events read from the log at a time; a long replay takes several reads of the same range.
     private const int PageSize = 500;
 
     // The number after a task's final event: nothing more of it is sent.
     private const long Ended = long.MaxValue;
 
-    private OwnerStreamPosition position = from;
+    private readonly string ownerId;
+    private readonly TaskStore store;
+    private readonly int idTasks;
+    private OwnerStreamPosition position;
 
     // Per task the feed follows (sent since it began, or in its starting snapshot), the number of
     // the next event to send.
     private readonly Dictionary<Guid, long> next = [];
 
+    private OwnerEventFeed(string ownerId, OwnerStreamPosition from, TaskStore store, int idTasks) =>
+        (this.ownerId, Start, position, this.store, this.idTasks) = (ownerId, from, from, store, idTasks);
+
+    /// <summary>Where the feed starts: the client has every event before it.</summary>
+    public OwnerStreamPosition Start { get; }
+
     /// <summary>
-    /// Tasks whose events the starting position shows up to their <see cref="TaskItem.LastEventSeq"/>
-    /// (a snapshot read with it): their next announced event is sent without a read of the log.
+    /// A feed from <paramref name="resumeFrom"/>, or, when null, from now, with the caller's
+    /// unfinished tasks read at that position (<see cref="TaskStore.GetUnfinishedTasksAsync"/>; none
+    /// when resuming). The feed follows those tasks from their last event, so their next announced
+    /// events are sent without a read of the log. Subscribe to the announcements before calling it.
     /// </summary>
-    public OwnerEventFeed Following(IEnumerable<TaskItem> tasks)
+    public static async Task<(OwnerEventFeed Feed, IReadOnlyList<TaskItem> Unfinished)> StartAsync(
+        string ownerId, OwnerStreamPosition? resumeFrom, TaskStore store, int idTasks, CancellationToken cancellationToken)
     {
-        foreach (var task in tasks.Where(t => !t.IsFinal))
+        IReadOnlyList<TaskItem> unfinished = [];
+        var from = resumeFrom;
+        if (from is null)
         {
-            next[task.Id] = task.LastEventSeq + 1;
+            (var at, unfinished) = await store.GetUnfinishedTasksAsync(ownerId, SnapshotLimit, cancellationToken);
+            from = new OwnerStreamPosition(at);
         }
 
-        return this;
+        var feed = new OwnerEventFeed(ownerId, from, store, idTasks);
+        foreach (var task in unfinished)
+        {
+            feed.next[task.Id] = task.LastEventSeq + 1;
+        }
+
+        return (feed, unfinished);
     }
 
     /// <summary>

@@ -13,8 +13,6 @@ namespace TaskDashboard.Web.Progress;
 /// </summary>
 public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resumeFrom, TaskStore store, TaskEventBus bus, ProgressOptions options) : IResult
 {
-    internal const int SnapshotLimit = 100;
-
     public async Task ExecuteAsync(HttpContext context)
     {
         var response = context.Response;
@@ -26,16 +24,13 @@ public sealed class OwnerEventStream(string ownerId, OwnerStreamPosition? resume
         try
         {
             await TaskEventStream.WriteAsync(response, $"retry: {(int)options.SseRetry.TotalMilliseconds}\n\n", cancellationToken);
-            var position = resumeFrom;
-            IReadOnlyList<TaskItem> tasks = [];
-            if (position is null)
+            var (feed, unfinished) = await OwnerEventFeed.StartAsync(ownerId, resumeFrom, store, options.OwnerStreamIdTasks, cancellationToken);
+            if (resumeFrom is null)
             {
-                (var at, tasks) = await store.GetUnfinishedTasksAsync(ownerId, SnapshotLimit, cancellationToken);
-                position = new OwnerStreamPosition(at);
-                await TaskEventStream.WriteAsync(response, Frame(position, "snapshot", tasks.Select(TaskEventStream.Snapshot).ToList()), cancellationToken);
+                await TaskEventStream.WriteAsync(response, Frame(feed.Start, "snapshot", unfinished.Select(TaskEventStream.Snapshot).ToList()), cancellationToken);
             }
 
-            await new OwnerEventFeed(ownerId, position, store, options.OwnerStreamIdTasks).Following(tasks).RunAsync(
+            await feed.RunAsync(
                 announced,
                 options.SseKeepAlive,
                 (events, ct) => TaskEventStream.WriteAsync(response, Frames(events), ct),

@@ -154,19 +154,11 @@ public sealed class ProgressHub(TaskStore store, TaskEventBus bus, HubTaskForwar
         var announced = bus.SubscribeOwner(owner);
         try
         {
-            var position = after;
-            IReadOnlyList<TaskItem> tasks = [];
-            if (position is null)
-            {
-                (var at, tasks) = await store.GetUnfinishedTasksAsync(owner, OwnerEventStream.SnapshotLimit, Context.ConnectionAborted);
-                position = new OwnerStreamPosition(at);
-            }
-
-            var feed = new OwnerEventFeed(owner, position, store, options.Value.OwnerStreamIdTasks).Following(tasks);
+            var (feed, unfinished) = await OwnerEventFeed.StartAsync(owner, after, store, options.Value.OwnerStreamIdTasks, Context.ConnectionAborted);
             forwarder.WatchOwner(Context.ConnectionId, OwnerWatch(owner), announced, feed, Context.Abort);
             announced = null;
             LeaveIfAborted();
-            return new MyTasksSubscription(position.ToString(), [.. tasks.Select(TaskEventStream.Snapshot)]);
+            return new MyTasksSubscription(feed.Start.ToString(), [.. unfinished.Select(TaskEventStream.Snapshot)]);
         }
         finally
         {
