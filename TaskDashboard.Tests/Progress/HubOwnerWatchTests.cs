@@ -82,10 +82,7 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
 
         // Logged without NOTIFY, as after a crash between a batch's commit and its announcement: the
         // watch reads the log after Progress:HubQuietRead (1 s here) without an announcement.
-        await ExecuteAsync("""
-            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
-            VALUES (@id, 2, 'progress', 'Scheduled', 0, 'Waiting', 'logged by the test', now())
-            """, task);
+        await OwnerEventLog.LogUnannouncedAsync(app, task, seq: 2);
 
         var received = await ReceiveAsync(watcher, events => events.Count == 1);
         Assert.Equal((task, 2L, "logged by the test"), (received[0].TaskId, received[0].Seq, received[0].Message));
@@ -128,16 +125,13 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
 
         // An event the node cannot read (a state no task has), logged without NOTIFY: the watch's
         // next quiet read fails on it, as it would with the database gone.
-        await ExecuteAsync("""
-            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
-            VALUES (@id, 2, 'progress', 'Unreadable', 0, 'Waiting', 'logged by the test', now())
-            """, task);
+        await OwnerEventLog.LogUnannouncedAsync(app, task, seq: 2, state: "Unreadable");
         await closed.Task.WaitAsync(TimeSpan.FromSeconds(15), Ct);
         await watcher.DisposeAsync();
         Assert.Empty(app.Services.GetRequiredService<HubTaskForwarder>().WatchesOf(connectionId));
 
         // Mended, the client resumes from its last position on a new connection and gets the event.
-        await ExecuteAsync("UPDATE dashboard.task_events SET state = 'Scheduled' WHERE task_id = @id AND seq = 2", task);
+        await OwnerEventLog.MakeReadableAsync(app, task, seq: 2);
         var resumed = await ResumeAsync(key, subscription.Position, 1);
         Assert.Equal((task, 2L, "logged by the test"), (resumed[0].TaskId, resumed[0].Seq, resumed[0].Message));
     }
@@ -157,13 +151,6 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
         Assert.Empty(app.Services.GetRequiredService<HubTaskForwarder>().WatchesOf(watcher.Connection.ConnectionId!));
         // The connection is still good.
         Assert.Empty((await watcher.Connection.InvokeAsync<MyTasksSubscription>("SubscribeToMyTasks", Ct)).Tasks);
-    }
-
-    private async Task ExecuteAsync(string sql, Guid task)
-    {
-        await using var command = app.Database.CreateCommand(sql);
-        command.Parameters.AddWithValue("id", task);
-        await command.ExecuteNonQueryAsync(Ct);
     }
 
     // A user of this test alone, so that no other test's tasks reach its watches.
@@ -199,26 +186,9 @@ public sealed class HubOwnerWatchTests(SseApp app) : IClassFixture<SseApp>
 
     private static (Guid TaskId, long Seq) Key(TaskEventData e) => (e.TaskId, e.Seq);
 
-    // A replay is ordered by task within each range of the log, where the live watch had the
-    // commits' order: the same events, each task's in order.
-    private static void AssertSameEvents(IEnumerable<TaskEventData> expected, IReadOnlyList<TaskEventData> actual)
-    {
-        Assert.Equal(expected.Select(Key).Order(), actual.Select(Key).Order());
-        foreach (var task in actual.GroupBy(e => e.TaskId))
-        {
-            var seqs = task.Select(e => e.Seq).ToList();
-            Assert.Equal(seqs.Order(), seqs);
-        }
-    }
+    private static void AssertSameEvents(IEnumerable<TaskEventData> expected, IReadOnlyList<TaskEventData> actual) =>
+        OwnerEventLog.AssertSameEvents(expected.Select(Key), [.. actual.Select(Key)]);
 
-    // Each task's events as the log has them: every one, once, in order.
-    private async Task AssertEveryEventOnceAsync(IReadOnlyList<TaskEventData> events, IEnumerable<Guid> tasks)
-    {
-        var store = app.Services.GetRequiredService<TaskStore>();
-        foreach (var id in tasks)
-        {
-            var log = await store.GetEventsAsync(id, 0, Ct);
-            Assert.Equal(log.Select(e => e.Seq), events.Where(e => e.TaskId == id).Select(e => e.Seq));
-        }
-    }
+    private Task AssertEveryEventOnceAsync(IReadOnlyList<TaskEventData> events, IEnumerable<Guid> tasks) =>
+        OwnerEventLog.AssertEveryEventOnceAsync(app, [.. events.Select(Key)], tasks);
 }

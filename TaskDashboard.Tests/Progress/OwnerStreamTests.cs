@@ -240,10 +240,7 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
 
         // An event the node cannot read (a state no task has), logged without NOTIFY: the stream's
         // read of the log at its next keep-alive fails on it, as it would with the database gone.
-        await ExecuteAsync("""
-            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
-            VALUES (@id, 2, 'progress', 'Unreadable', 0, 'Waiting', 'logged by the test', now())
-            """, task);
+        await OwnerEventLog.LogUnannouncedAsync(app, task, seq: 2, state: "Unreadable");
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         var events = new List<SseMessage>();
@@ -266,16 +263,9 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
         Assert.Empty(events);
 
         // Mended, the client resumes from its last id and gets the event.
-        await ExecuteAsync("UPDATE dashboard.task_events SET state = 'Scheduled' WHERE task_id = @id AND seq = 2", task);
+        await OwnerEventLog.MakeReadableAsync(app, task, seq: 2);
         var resumed = Assert.Single(await ReadEventsAsync(client, snapshot.Id, 1));
         Assert.Equal((task, 2L), Key(resumed));
-    }
-
-    private async Task ExecuteAsync(string sql, Guid task)
-    {
-        await using var command = app.Database.CreateCommand(sql);
-        command.Parameters.AddWithValue("id", task);
-        await command.ExecuteNonQueryAsync(Ct);
     }
 
     [Fact]
@@ -334,16 +324,7 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
 
     private async Task<TaskEvent> LogProgressEventAsync(Guid task, long seq)
     {
-        await using (var command = app.Database.CreateCommand("""
-            INSERT INTO dashboard.task_events (task_id, seq, type, state, progress, stage, message, created_at)
-            VALUES (@id, @seq, 'progress', 'Scheduled', 0, 'Waiting', 'logged by the test', now())
-            """))
-        {
-            command.Parameters.AddWithValue("id", task);
-            command.Parameters.AddWithValue("seq", seq);
-            await command.ExecuteNonQueryAsync(Ct);
-        }
-
+        await OwnerEventLog.LogUnannouncedAsync(app, task, seq);
         return (await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task, seq - 1, Ct)).Single();
     }
 
@@ -398,28 +379,13 @@ public sealed class OwnerStreamTests(SseApp app) : IClassFixture<SseApp>
 
     private static (Guid TaskId, long Seq) Key(SseMessage e) => (e.Json.GetProperty("taskId").GetGuid(), e.Json.GetProperty("seq").GetInt64());
 
-    // A replay is ordered by task within each range of the log, where the live stream had the
-    // commits' order: the same events, each task's in order.
-    private static void AssertSameEvents(IEnumerable<SseMessage> expected, IReadOnlyList<SseMessage> actual)
-    {
-        Assert.Equal(expected.Select(Key).Order(), actual.Select(Key).Order());
-        foreach (var task in actual.GroupBy(e => Key(e).TaskId))
-        {
-            var seqs = task.Select(e => Key(e).Seq).ToList();
-            Assert.Equal(seqs.Order(), seqs);
-        }
-    }
+    private static void AssertSameEvents(IEnumerable<SseMessage> expected, IReadOnlyList<SseMessage> actual) =>
+        OwnerEventLog.AssertSameEvents(expected.Select(Key), [.. actual.Select(Key)]);
 
-    // Each task's events as the log has them: every one, once, in order.
+    // Every event once and in order, each with an id of its own.
     private async Task AssertEveryEventOnceAsync(IReadOnlyList<SseMessage> events, IEnumerable<Guid> tasks)
     {
-        var store = app.Services.GetRequiredService<TaskStore>();
-        foreach (var id in tasks)
-        {
-            var log = await store.GetEventsAsync(id, 0, Ct);
-            Assert.Equal(log.Select(e => e.Seq), events.Where(e => e.Json.GetProperty("taskId").GetGuid() == id).Select(e => e.Json.GetProperty("seq").GetInt64()));
-        }
-
+        await OwnerEventLog.AssertEveryEventOnceAsync(app, [.. events.Select(Key)], tasks);
         Assert.Equal(events.Count, events.Select(e => e.Id).Distinct().Count());
     }
 
