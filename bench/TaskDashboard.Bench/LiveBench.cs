@@ -64,8 +64,8 @@ internal static class LiveBench
         using var floor = values.TryGetValue("postgres", out var postgres) ? NotifyFloor.Start(postgres, floorInterval) : null;
 
         // --owner-streams N: also N streams of all the user's tasks (GET /api/events), open for the
-        // whole run; they read their events from the log by position, where the others deliver
-        // from the notification itself.
+        // whole run; each event carries a position across tasks, read from the log whenever the
+        // stream cannot place an announcement by itself.
         var ownerStreams = int.Parse(values.GetValueOrDefault("owner-streams", "0"), Invariant);
         using var stopOwners = new CancellationTokenSource();
         var owners = new OwnerWatchers(OwnerRow);
@@ -299,15 +299,18 @@ internal static class LiveBench
     // A SignalR connection watching all of the user's tasks: the latency of every progress event, once measuring.
     private static async Task<HubConnection> WatchOwnerOverSignalRAsync(Uri url, OwnerWatchers owners)
     {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey))
-            .Build();
+        var hub = HubConnection(url);
         hub.On<JsonElement>("TaskProgressChanged", e =>
             owners.Arrived((DateTimeOffset.UtcNow - e.GetProperty("at").GetDateTimeOffset()).TotalMilliseconds, e.GetProperty("stage").GetString()));
         await hub.StartAsync();
         await hub.InvokeAsync<JsonElement>("SubscribeToMyTasks");
         return hub;
     }
+
+    // A connection to the web node's hub as the bench user, not started.
+    private static HubConnection HubConnection(Uri url) => new HubConnectionBuilder()
+        .WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey))
+        .Build();
 
     /// <summary>Where the owner streams (or hub watches) record their events: nowhere until the measured round starts.</summary>
     private sealed class OwnerWatchers(string row)
@@ -373,9 +376,7 @@ internal static class LiveBench
             var watchers = new HubWatchers();
             for (var i = 0; i < count; i++)
             {
-                var hub = new HubConnectionBuilder()
-                    .WithUrl(new Uri(url, "/hubs/tasks"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(BenchAuth.ApiKey))
-                    .Build();
+                var hub = HubConnection(url);
                 hub.On<JsonElement>("TaskProgressChanged", e =>
                 {
                     if (watchers.watches.TryGetValue(e.GetProperty("taskId").GetGuid(), out var watch))
