@@ -360,7 +360,7 @@ public sealed class HubTaskForwarder(
 
     internal static Task SendAsync(IProgressClient client, TaskEvent taskEvent, OwnerStreamPosition? position = null)
     {
-        var data = TaskEventStream.ToData(taskEvent) with { Position = position?.ToString() };
+        var data = TaskEventStream.ToData(taskEvent, position?.ToString());
         return taskEvent.Type == "progress" ? client.TaskProgressChanged(data) : client.TaskStateChanged(data);
     }
 

@@ -142,9 +142,9 @@ public sealed class TaskEventStream(TaskItem task, long? after, TaskStore store,
         return IsFinalEvent(taskEvent);
     }
 
-    internal static TaskEventData ToData(TaskEvent taskEvent) =>
+    internal static TaskEventData ToData(TaskEvent taskEvent, string? position = null) =>
         new(taskEvent.TaskId, taskEvent.Seq, taskEvent.Type, taskEvent.State, taskEvent.Progress, taskEvent.Stage, taskEvent.Message, taskEvent.CreatedAt,
-            taskEvent.Type == "succeeded" ? $"{TaskResponseMapping.SelfUrl(taskEvent.TaskId)}/result" : null);
+            taskEvent.Type == "succeeded" ? $"{TaskResponseMapping.SelfUrl(taskEvent.TaskId)}/result" : null, position);
 
     internal static TaskEventData Snapshot(TaskItem task) =>
         new(task.Id, task.LastEventSeq, "snapshot", task.State, task.Progress, task.Stage, task.Message, task.UpdatedAt,
