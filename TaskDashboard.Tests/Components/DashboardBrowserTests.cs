@@ -128,6 +128,10 @@ public sealed class DashboardBrowserTests(BrowserApp app) : IClassFixture<Browse
 
         await Expect(page.GetByTestId("count-Succeeded")).ToContainTextAsync(list!.TotalCount.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await Expect(page.GetByTestId("servers").Locator("tbody tr")).Not.ToHaveCountAsync(0);
+        // Every column of the queue table shows without scrolling it sideways (at the browser's 1280 px).
+        var queueHeaders = page.GetByTestId("queues").Locator("th");
+        await queueHeaders.First.ScrollIntoViewIfNeededAsync();
+        await Expect(queueHeaders.Last).ToBeInViewportAsync(new() { Ratio = 1 });
         await page.GetByText("Last day").ClickAsync();
         await Expect(page.GetByText("Tasks ended per hour")).ToBeVisibleAsync();
         await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserApp.ScreenshotDirectory, "overview.png"), FullPage = true });
