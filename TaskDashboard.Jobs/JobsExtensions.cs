@@ -48,6 +48,7 @@ public static class JobsExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithPoolForWorkers(WithAutoPrepare(connectionString), options)));
         builder.Services.AddKeyedSingleton(TaskStore.ProgressBatchesKey, (_, _) => NpgsqlDataSource.Create(ForProgressBatches(connectionString)));
+        builder.Services.AddSingleton<DatabasePools>();
         builder.Services.AddSingleton<MigrationRunner>();
         builder.Services.AddSingleton<SharedSecrets>();
         // Registered before Hangfire's server so that the schema exists before any job runs.

@@ -88,6 +88,14 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How often a running task's progress write that failed because the database was unreachable
+    /// (restarting, failing over) is tried again, until it succeeds or <see cref="LeaseDuration"/> has
+    /// passed; the task waits meanwhile instead of losing its attempt.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan DatabaseRetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>How often a running task renews its lease (well under <see cref="LeaseDuration"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(3);

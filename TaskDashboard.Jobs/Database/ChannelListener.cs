@@ -10,8 +10,11 @@ namespace TaskDashboard.Jobs.Database;
 /// be reset, and would keep listening while idle in the pool — every NOTIFY in the database signals
 /// every listening backend), pinged when idle, reopened with backoff when it drops. After every
 /// (re)connect <see cref="OnListeningAsync"/> runs, because notifications sent meanwhile are gone.
+/// When the connection is lost, the process's pools are cleared (<see cref="DatabasePools"/>): what
+/// ended this connection (a restart, a failover, a network drop) most likely ended the idle pooled
+/// ones too, and each would otherwise fail once on its next use.
 /// </summary>
-public abstract class ChannelListener(NpgsqlDataSource listenSource, ProgressOptions settings, ILogger logger) : BackgroundService
+public abstract class ChannelListener(NpgsqlDataSource listenSource, DatabasePools pools, ProgressOptions settings, ILogger logger) : BackgroundService
 {
     private NpgsqlConnection? current;
 
@@ -67,6 +70,11 @@ public abstract class ChannelListener(NpgsqlDataSource listenSource, ProgressOpt
             catch (Exception exception)
             {
                 logger.LogWarning(exception, "The listener on {Channel} lost its connection; reconnecting in {Backoff}", ChannelName, backoff);
+                if (current is not null)
+                {
+                    pools.Clear();
+                }
+
                 current = null;
                 try
                 {

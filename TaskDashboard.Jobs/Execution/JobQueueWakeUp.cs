@@ -218,9 +218,10 @@ public sealed class JobQueueWakeUp(IMeterFactory meters, IOptions<JobsOptions> o
 /// <summary>The one connection of a worker process that listens for enqueued jobs (<see cref="JobQueueWakeUp"/>).</summary>
 public sealed class JobWakeListener(
     [FromKeyedServices(JobWakeListener.ListenDataSourceKey)] NpgsqlDataSource listenSource,
+    DatabasePools pools,
     JobQueueWakeUp wakeUp,
     IOptions<ProgressOptions> options,
-    ILogger<JobWakeListener> logger) : ChannelListener(listenSource, options.Value, logger)
+    ILogger<JobWakeListener> logger) : ChannelListener(listenSource, pools, options.Value, logger)
 {
     /// <summary>The listener connection's application_name in pg_stat_activity.</summary>
     public const string ApplicationName = "taskdashboard-job-wake";

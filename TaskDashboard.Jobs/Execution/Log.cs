@@ -30,7 +30,7 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskId} attempt {Attempt} failed; retrying in {Delay}")]
     public static partial void RetryScheduled(ILogger logger, Exception exception, Guid taskId, int attempt, TimeSpan delay);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Lease watch of task {TaskId} stopped")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Lease check of task {TaskId} failed; trying again at every interval")]
     public static partial void WatchFailed(ILogger logger, Exception exception, Guid taskId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Took back task {TaskId} from a lost worker: now {State}")]

@@ -150,20 +150,41 @@ public sealed class TaskJob(
         timeout.TotalSeconds < 120 ? $"{timeout.TotalSeconds:0.#} s" : $"{timeout.TotalMinutes:0.#} min";
 
     // Checks for a cancel request every CancellationCheckInterval and renews the lease every
-    // LeaseRenewInterval; stops the attempt when either says so.
+    // LeaseRenewInterval; stops the attempt when either says so. A check that fails (the database
+    // restarting, say) is tried again at the next interval: the watch stopped at the first failure
+    // before, so after a one-second restart the lease lapsed and the attempt was lost. If the
+    // database stays away longer than the lease, the first check that gets through finds the lease
+    // taken and stops the attempt.
     private async Task WatchAsync(TaskLease lease, AttemptWatch watch, CancellationTokenSource run)
     {
         var settings = options.Value;
         var lastRenewal = timeProvider.GetTimestamp();
+        var failing = false;
         try
         {
             while (!watch.Done)
             {
                 await Task.Delay(settings.CancellationCheckInterval, timeProvider, run.Token);
                 var renew = timeProvider.GetElapsedTime(lastRenewal) >= settings.LeaseRenewInterval;
-                var (held, cancelRequested) = renew
-                    ? await store.RenewLeaseAsync(lease, settings.LeaseDuration, run.Token)
-                    : await store.CheckLeaseAsync(lease, run.Token);
+                bool held, cancelRequested;
+                try
+                {
+                    (held, cancelRequested) = renew
+                        ? await store.RenewLeaseAsync(lease, settings.LeaseDuration, run.Token)
+                        : await store.CheckLeaseAsync(lease, run.Token);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    if (!failing)
+                    {
+                        Log.WatchFailed(logger, exception, lease.TaskId);
+                        failing = true;
+                    }
+
+                    continue;
+                }
+
+                failing = false;
                 if (renew)
                 {
                     lastRenewal = timeProvider.GetTimestamp();
@@ -180,11 +201,6 @@ public sealed class TaskJob(
         }
         catch (OperationCanceledException)
         {
-        }
-        catch (Exception exception)
-        {
-            // The database is unreachable: the lease will lapse and another worker take over.
-            Log.WatchFailed(logger, exception, lease.TaskId);
         }
     }
 

@@ -17,11 +17,12 @@ namespace TaskDashboard.Jobs.Progress;
 public sealed class TaskEventListener(
     NpgsqlDataSource dataSource,
     [FromKeyedServices(TaskEventListener.ListenDataSourceKey)] NpgsqlDataSource listenSource,
+    DatabasePools pools,
     TaskEventBus bus,
     IOptions<ProgressOptions> options,
     IMeterFactory meters,
     TimeProvider timeProvider,
-    ILogger<TaskEventListener> logger) : ChannelListener(listenSource, options.Value, logger)
+    ILogger<TaskEventListener> logger) : ChannelListener(listenSource, pools, options.Value, logger)
 {
     /// <summary>The listener connection's application_name in pg_stat_activity.</summary>
     public const string ApplicationName = "taskdashboard-listener";

@@ -1,6 +1,8 @@
+using System.Data;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using TaskDashboard.Jobs.Database;
@@ -63,7 +65,8 @@ public sealed class TaskStore(
     NpgsqlDataSource dataSource,
     TimeProvider timeProvider,
     [FromKeyedServices(TaskStore.ProgressBatchesKey)] NpgsqlDataSource? progressBatches = null,
-    ILogger<TaskStore>? logger = null)
+    ILogger<TaskStore>? logger = null,
+    IOptions<JobsOptions>? options = null)
 {
     /// <summary>
     /// The key of the data source the progress batches run on: a pool of their own whose sessions
@@ -619,7 +622,7 @@ public sealed class TaskStore(
     /// </summary>
     public IReadOnlyList<bool> AppendProgressEvents(IReadOnlyList<ProgressEventWrite> events)
     {
-        var command = new NpgsqlBatchCommand($"""
+        var sql = $"""
             WITH held AS (
                 SELECT r.*, t.state FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @ats)
                     WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, created_at, ord)
@@ -635,9 +638,13 @@ public sealed class TaskStore(
             {Announced("logged")},
             {Stashed("announced")}
             SELECT ord, txid_current() FROM stashed LEFT JOIN held ON true
-            """);
-        AddProgressColumns(command.Parameters, events);
-        return ExecuteProgressBatch(command, events.Count);
+            """;
+        return ExecuteProgressBatch(() =>
+        {
+            var command = new NpgsqlBatchCommand(sql);
+            AddProgressColumns(command.Parameters, events);
+            return command;
+        }, events.Count);
     }
 
     /// <summary>
@@ -648,7 +655,7 @@ public sealed class TaskStore(
     /// </summary>
     public IReadOnlyList<bool> WriteProgressRows(IReadOnlyList<ProgressRowWrite> rows)
     {
-        var command = new NpgsqlBatchCommand($"""
+        var sql = $"""
             WITH input AS (
                 SELECT * FROM unnest(@ids, @owners, @attempts, @progress, @stages, @messages, @checkpoints, @ats)
                     WITH ORDINALITY AS r(id, owner, attempt, progress, stage, message, checkpoint, at, ord)),
@@ -666,10 +673,14 @@ public sealed class TaskStore(
             {Announced("logged")},
             {Stashed("announced")}
             SELECT ord, txid_current() FROM stashed LEFT JOIN changed ON true
-            """);
-        AddProgressColumns(command.Parameters, rows);
-        command.Parameters.AddWithValue("checkpoints", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, rows.Select(r => r.CheckpointJson).ToArray());
-        return ExecuteProgressBatch(command, rows.Count);
+            """;
+        return ExecuteProgressBatch(() =>
+        {
+            var command = new NpgsqlBatchCommand(sql);
+            AddProgressColumns(command.Parameters, rows);
+            command.Parameters.AddWithValue("checkpoints", NpgsqlDbType.Array | NpgsqlDbType.Jsonb, rows.Select(r => r.CheckpointJson).ToArray());
+            return command;
+        }, rows.Count);
     }
 
     // The arrays both progress batches unnest, one element per write, in order.
@@ -697,7 +708,61 @@ public sealed class TaskStore(
     // may be announced first, and the bus reads such gaps from the log. The statement's rows are
     // the 1-based positions of the writes that held their lease (one null row stands for none),
     // each with the transaction's id.
-    private IReadOnlyList<bool> ExecuteProgressBatch(NpgsqlBatchCommand write, int count)
+    private IReadOnlyList<bool> ExecuteProgressBatch(Func<NpgsqlBatchCommand> write, int count)
+    {
+        // While the database is unreachable (a restart, a failover) the batch is tried again on a new
+        // connection every Jobs:DatabaseRetryInterval, for as long as a lease lasts: its jobs wait in
+        // their progress call instead of failing their attempts. A batch whose connection was lost
+        // after it read its transaction's id may have committed: that is asked before it is written
+        // again, so that no event is logged twice.
+        var settings = options?.Value ?? new JobsOptions();
+        var since = timeProvider.GetTimestamp();
+        var outcome = new BatchOutcome(count);
+        for (var failures = 0; ; failures++)
+        {
+            try
+            {
+                if (outcome.Transaction is { } sent)
+                {
+                    switch (TransactionStatus(sent))
+                    {
+                        case "committed":
+                            return outcome.Written;
+                        case "in progress" when timeProvider.GetElapsedTime(since) < settings.LeaseDuration:
+                            // Its session has not seen its connection go yet: ask again.
+                            Thread.Sleep(settings.DatabaseRetryInterval);
+                            continue;
+                    }
+                }
+
+                // A new command for every try: one reused after its connection broke broke the
+                // next connection too (every later try failed reading the answer).
+                outcome = new BatchOutcome(count);
+                return ExecuteProgressBatchOnce(write(), outcome);
+            }
+            catch (Exception failure) when (DatabasePools.IsUnreachable(failure) && timeProvider.GetElapsedTime(since) < settings.LeaseDuration)
+            {
+                // The pool's other idle connections are most likely as dead as this one.
+                batchSource.Clear();
+                if (failures == 0)
+                {
+                    logger?.LogWarning(failure, "A progress batch could not reach the database; trying again every {Interval}", settings.DatabaseRetryInterval);
+                }
+
+                Thread.Sleep(settings.DatabaseRetryInterval);
+            }
+        }
+    }
+
+    // What a batch read before it failed: its transaction's id and its writes' results.
+    private sealed class BatchOutcome(int count)
+    {
+        public long? Transaction { get; set; }
+
+        public bool[] Written { get; } = new bool[count];
+    }
+
+    private IReadOnlyList<bool> ExecuteProgressBatchOnce(NpgsqlBatchCommand write, BatchOutcome outcome)
     {
         using var connection = batchSource.OpenConnection();
         using var batch = new NpgsqlBatch(connection)
@@ -706,14 +771,15 @@ public sealed class TaskStore(
         };
         return WithSeqRetry(() =>
         {
-            var written = new bool[count];
-            long? transaction = null;
+            var written = outcome.Written;
+            Array.Clear(written);
+            long? transaction = outcome.Transaction = null;
             try
             {
                 using var reader = batch.ExecuteReader();
                 while (reader.Read())
                 {
-                    transaction = reader.GetInt64(1);
+                    transaction = outcome.Transaction = reader.GetInt64(1);
                     if (!reader.IsDBNull(0))
                     {
                         written[reader.GetInt64(0) - 1] = true;
@@ -723,12 +789,12 @@ public sealed class TaskStore(
                 reader.NextResult();
                 return written;
             }
-            catch (PostgresException failure)
+            catch (PostgresException failure) when (connection.State == ConnectionState.Open)
             {
                 // (The reader is closed by now.) A failed statement leaves its transaction open,
                 // aborted; and Npgsql loses track of a batch's prepared statements when one of them
                 // fails (the next batch on the session read an unexpected DataRow): they are
-                // prepared afresh.
+                // prepared afresh. (A lost connection has nothing to roll back.)
                 using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
                 {
                     rollback.ExecuteNonQuery();
@@ -744,9 +810,19 @@ public sealed class TaskStore(
                     return written;
                 }
 
+                outcome.Transaction = null;
                 throw;
             }
         });
+    }
+
+    // committed, aborted, in progress, or null when too old to tell (txid_status).
+    private string? TransactionStatus(long transaction)
+    {
+        using var connection = batchSource.OpenConnection();
+        using var command = new NpgsqlCommand("SELECT txid_status(@id)", connection);
+        command.Parameters.AddWithValue("id", transaction);
+        return command.ExecuteScalar() as string;
     }
 
     private static bool HasCommitted(NpgsqlConnection connection, long transaction)

@@ -1,0 +1,45 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using TaskDashboard.Jobs.Tasks;
+
+namespace TaskDashboard.Jobs.Database;
+
+/// <summary>
+/// This process's connection pools, and what a lost database looks like. Npgsql keeps idle pooled
+/// connections after PostgreSQL restarts (or fails over, or a network drops them), and each fails
+/// once on its next use with <c>57P01 terminating connection due to administrator command</c>
+/// (npgsql/npgsql#5073): after a one-second restart a running task's lease check and progress
+/// write, and every API request, could each draw a dead connection. The listeners see a restart
+/// the moment it happens (their connection ends) and clear every pool, so that the connections
+/// opened afterwards are new ones.
+/// </summary>
+public sealed class DatabasePools(
+    NpgsqlDataSource main,
+    [FromKeyedServices(TaskStore.ProgressBatchesKey)] NpgsqlDataSource progressBatches)
+{
+    /// <summary>
+    /// Closes every idle pooled connection of this process (ours, and Hangfire's, which are pooled
+    /// by connection string); connections in use are closed when they are returned.
+    /// </summary>
+    public void Clear()
+    {
+        main.Clear();
+        progressBatches.Clear();
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    /// <summary>
+    /// Whether a failure says the database could not be reached or went away, rather than that the
+    /// statement was wrong: worth trying again on a new connection once the server is back.
+    /// </summary>
+    public static bool IsUnreachable(Exception exception) => exception switch
+    {
+        // Shut down by an administrator or a crash, still starting or stopping, or a connection failure.
+        PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
+            or PostgresErrorCodes.CannotConnectNow || postgres.SqlState.StartsWith("08", StringComparison.Ordinal),
+        // Npgsql's own transient failures: sockets, timeouts (an exhausted pool among them).
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or EndOfStreamException,
+        _ => false,
+    };
+}

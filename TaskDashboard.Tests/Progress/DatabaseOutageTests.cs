@@ -1,0 +1,120 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Progress;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+using TaskDashboard.Tests.Jobs;
+
+namespace TaskDashboard.Tests.Progress;
+
+/// <summary>
+/// The app (workers, the scripted kind, real Kestrel) reaching its database through an
+/// <see cref="OutageProxy"/>; the fixture's own <see cref="TaskDashboardApp.Database"/> goes direct.
+/// A lease of 4 s, so that an outage of 1.2 s leaves a running attempt time to renew it.
+/// </summary>
+public sealed class OutageApp : WorkerApp
+{
+    public OutageApp() => UseKestrel(0);
+
+    public OutageProxy Proxy { get; private set; } = null!;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        var direct = new NpgsqlConnectionStringBuilder(ConnectionString);
+        Proxy = new OutageProxy(direct.Host!, direct.Port);
+        builder.UseSetting("ConnectionStrings:Postgres", new NpgsqlConnectionStringBuilder(ConnectionString) { Host = "127.0.0.1", Port = Proxy.Port }.ConnectionString);
+        builder.UseSetting("Jobs:LeaseDuration", "00:00:04");
+    }
+
+    protected override void ConfigureTestServices(IServiceCollection services) => services.AddTaskKind<ScriptedTaskKind>();
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await Proxy.DisposeAsync();
+    }
+}
+
+[Collection(AppCollection.Name)]
+public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ADatabaseOutage_CostsARunningTaskNoAttempt_ItsWatchersNoEvent_AndLaterRequestsNoError()
+    {
+        var client = app.CreateClient();
+        // Requests at once leave several idle connections in the pool, which the outage kills.
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.GetAsync("/api/tasks", Ct)));
+        var listener = app.Services.GetRequiredService<TaskEventListener>();
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":10000,"progressEveryMs":100}}""", Ct);
+
+        using var response = await client.GetAsync($"/api/tasks/{task.Id}/events", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        var events = new List<SseMessage>();
+        HttpStatusCode[]? afterOutage = null;
+        while (await sse.ReadAsync(Ct) is { } message)
+        {
+            if (message.Event is null)
+            {
+                continue;
+            }
+
+            events.Add(message);
+            if (afterOutage is null && message.Event == "progress" && message.Json.GetProperty("progress").GetInt32() >= 5)
+            {
+                // The database goes away for 1.2 s, as in a restart: every connection is reset and
+                // new ones are turned away.
+                var connections = listener.Connections;
+                app.Proxy.Cut();
+                await Task.Delay(1200, Ct);
+                app.Proxy.Restore();
+                await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(listener.Connections > connections), "the listener to reconnect", Ct);
+                var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.GetAsync("/api/tasks", Ct)));
+                afterOutage = [.. answers.Select(a => a.StatusCode)];
+            }
+        }
+
+        var final = await app.GetTaskAsync(client, task.Id, Ct);
+        Assert.True(app.Proxy.TurnedAway > 0, "nothing tried to reach the database during the outage");
+        Assert.NotNull(afterOutage);
+        Assert.All(afterOutage, status => Assert.Equal(HttpStatusCode.OK, status));
+        var seqs = events.Select(e => e.Seq).ToList();
+        Assert.Equal(Enumerable.Range((int)seqs[0], seqs.Count).Select(i => (long)i), seqs);
+        Assert.Equal("succeeded", events[^1].Event);
+        Assert.Equal(TaskState.Succeeded, final.Status);
+        Assert.Equal(1, final.Attempt);
+        Assert.DoesNotContain(events, e => e.Json.GetProperty("type").GetString() is "retry_scheduled" or "requeued");
+    }
+
+    [Fact]
+    public async Task WhenAListenerLosesItsConnection_TheProcessClosesItsIdlePooledConnections()
+    {
+        // Five connections of the app's pool, idle again once returned.
+        var pool = app.Services.GetRequiredService<NpgsqlDataSource>();
+        var connections = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => pool.OpenConnectionAsync(Ct).AsTask()));
+        var pids = connections.Select(c => c.ProcessID).ToArray();
+        foreach (var connection in connections)
+        {
+            await connection.DisposeAsync();
+        }
+
+        var listener = app.Services.GetRequiredService<TaskEventListener>();
+        var before = listener.Connections;
+        await listener.DropConnectionAsync();
+
+        // Whatever ended the listener's connection most likely ended these too: they are closed
+        // rather than handed out to fail on their next use.
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(listener.Connections > before), "the listener to reconnect", Ct);
+        await TaskDashboardApp.WaitUntilAsync(async () =>
+        {
+            await using var alive = app.Database.CreateCommand("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(@pids)");
+            alive.Parameters.AddWithValue("pids", pids);
+            return (long)(await alive.ExecuteScalarAsync(Ct))! == 0;
+        }, "the idle pooled connections to be closed", Ct);
+    }
+}
