@@ -89,9 +89,9 @@ public sealed class JobsOptions
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// How often a running task's progress write that failed because the database was unreachable
-    /// (restarting, failing over) is tried again, until it succeeds or <see cref="LeaseDuration"/> has
-    /// passed; the task waits meanwhile instead of losing its attempt.
+    /// How often a running task whose progress write or own query failed because the database was
+    /// unreachable (restarting, failing over) tries again, until it gets through or
+    /// <see cref="LeaseDuration"/> has passed; the task waits meanwhile instead of losing its attempt.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan DatabaseRetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);

@@ -31,15 +31,30 @@ public sealed class DatabasePools(
 
     /// <summary>
     /// Whether a failure says the database could not be reached or went away, rather than that the
-    /// statement was wrong: worth trying again on a new connection once the server is back.
+    /// statement was wrong: worth trying again on a new connection once the server is back. Npgsql's
+    /// exception may come wrapped (a reader of a <c>COPY</c>, say), so the inner ones count too; a
+    /// file's <see cref="IOException"/> of our own does not.
     /// </summary>
-    public static bool IsUnreachable(Exception exception) => exception switch
+    public static bool IsUnreachable(Exception exception)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is NpgsqlException npgsql)
+            {
+                return IsUnreachable(npgsql);
+            }
+        }
+
+        return false;
+    }
+
+    private static bool IsUnreachable(NpgsqlException exception) => exception switch
     {
         // Shut down by an administrator or a crash, still starting or stopping, or a connection failure.
         PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
             or PostgresErrorCodes.CannotConnectNow || postgres.SqlState.StartsWith("08", StringComparison.Ordinal),
-        // Npgsql's own transient failures: sockets, timeouts (an exhausted pool among them).
-        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or EndOfStreamException,
-        _ => false,
+        // The connection could not be opened or broke. (Not a timeout: a slow statement would only
+        // time out again.)
+        _ => exception.InnerException is IOException or SocketException,
     };
 }

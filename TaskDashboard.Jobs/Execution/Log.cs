@@ -33,6 +33,9 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lease check of task {TaskId} failed; trying again at every interval")]
     public static partial void WatchFailed(ILogger logger, Exception exception, Guid taskId);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskId} attempt {Attempt} lost the database; it goes on from its checkpoint once the database answers")]
+    public static partial void WaitingForDatabase(ILogger logger, Exception exception, Guid taskId, int attempt);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Took back task {TaskId} from a lost worker: now {State}")]
     public static partial void Recovered(ILogger logger, Guid taskId, TaskState state);
 

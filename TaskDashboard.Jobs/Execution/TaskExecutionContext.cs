@@ -75,13 +75,22 @@ public sealed class TaskExecutionContext(
     public string WorkFilePath(string extension) => artifacts.AttemptFilePath(Task.Id, Lease.Attempt, extension);
 
     /// <summary>
-    /// Prepares this attempt's work file to continue from <paramref name="checkpointBytes"/>: copies the
-    /// newest earlier attempt's file and cuts it to that length. Returns false (and an empty file)
-    /// when no earlier file holds that many bytes, so the caller must start over.
+    /// Prepares this attempt's work file to continue from <paramref name="checkpointBytes"/>: cuts
+    /// this attempt's own file to that length when it holds that many bytes (the attempt runs its kind
+    /// again after the database came back), else copies the newest earlier attempt's file and cuts
+    /// it. Returns false (and an empty file) when no file holds that many bytes, so the caller must
+    /// start over.
     /// </summary>
     public bool ResumeWorkFile(string extension, long checkpointBytes)
     {
         var path = WorkFilePath(extension);
+        if (checkpointBytes > 0 && File.Exists(path) && new FileInfo(path).Length >= checkpointBytes)
+        {
+            using var own = new FileStream(path, FileMode.Open, FileAccess.Write);
+            own.SetLength(checkpointBytes);
+            return true;
+        }
+
         var previous = artifacts.PreviousAttemptFile(Task.Id, Lease.Attempt, extension);
         if (checkpointBytes > 0 && previous is not null && new FileInfo(previous).Length >= checkpointBytes)
         {

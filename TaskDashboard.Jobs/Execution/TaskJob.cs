@@ -1,8 +1,10 @@
 using System.ComponentModel.DataAnnotations;
+using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using Hangfire;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using TaskDashboard.Jobs.Database;
 using TaskDashboard.Jobs.Kinds;
 using TaskDashboard.Jobs.Tasks;
 
@@ -65,7 +67,7 @@ public sealed class TaskJob(
         Log.Started(logger, taskId, task.Attempt, worker.Id);
         try
         {
-            var result = await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, progressEvents, timeProvider, settings), run.Token);
+            var result = await ExecuteAsync(kind, task, lease, run.Token);
             if (await store.SucceedAsync(lease, result, CancellationToken.None) is null)
             {
                 throw new LeaseLostException(taskId);
@@ -130,6 +132,54 @@ public sealed class TaskJob(
             {
                 // A slot of this kind just freed: let a waiting task have it without waiting for the poll.
                 dispatcher.Wake();
+            }
+        }
+    }
+
+    // A kind's own query that fails because the database went away (a restart, a failover: an
+    // export's COPY holds one connection throughout) does not cost the attempt. Once the database
+    // answers again, and the lease is still this attempt's, the kind runs again in the same attempt
+    // from its last checkpoint. If it stays away for a lease's length, the original failure ends
+    // the attempt as any failure does.
+    private async Task<TaskResult> ExecuteAsync(ITaskKind kind, TaskItem task, TaskLease lease, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                return await kind.ExecuteAsync(new TaskExecutionContext(task, lease, artifacts, progressEvents, timeProvider, options.Value), cancellationToken);
+            }
+            catch (Exception exception) when (DatabasePools.IsUnreachable(exception) && !cancellationToken.IsCancellationRequested)
+            {
+                Log.WaitingForDatabase(logger, exception, task.Id, lease.Attempt);
+                task = await ReloadWhenReachableAsync(lease, exception, cancellationToken);
+            }
+        }
+    }
+
+    private async Task<TaskItem> ReloadWhenReachableAsync(TaskLease lease, Exception failure, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var since = timeProvider.GetTimestamp();
+        while (true)
+        {
+            await Task.Delay(settings.DatabaseRetryInterval, timeProvider, cancellationToken);
+            try
+            {
+                var current = await store.GetForExecutionAsync(lease.TaskId, cancellationToken);
+                if (current is not { State: TaskState.Running } || current.LeaseOwner != lease.Owner || current.Attempt != lease.Attempt)
+                {
+                    throw new LeaseLostException(lease.TaskId);
+                }
+
+                return current;
+            }
+            catch (Exception exception) when (DatabasePools.IsUnreachable(exception))
+            {
+                if (timeProvider.GetElapsedTime(since) >= settings.LeaseDuration)
+                {
+                    ExceptionDispatchInfo.Throw(failure);
+                }
             }
         }
     }

@@ -117,4 +117,52 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
             return (long)(await alive.ExecuteScalarAsync(Ct))! == 0;
         }, "the idle pooled connections to be closed", Ct);
     }
+
+    [Fact]
+    public async Task AnExportWhoseQueryAnOutageBreaks_GoesOnInTheSameAttempt_AndMatchesAnUninterruptedRun()
+    {
+        var client = app.CreateClient();
+        const string body = """{"parameters":{"throttleMs":150}}""";
+        var uninterrupted = await client.SubmitAsync("/api/exports", body, Ct);
+        var reference = await app.WaitForStateAsync(client, uninterrupted.Id, TaskState.Succeeded, Ct);
+        var task = await client.SubmitAsync("/api/exports", body, Ct);
+
+        using var response = await client.GetAsync($"/api/tasks/{task.Id}/events", HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
+        var events = new List<SseMessage>();
+        var cut = false;
+        while (await sse.ReadAsync(Ct) is { } message)
+        {
+            if (message.Event is null)
+            {
+                continue;
+            }
+
+            events.Add(message);
+            if (!cut && message.Json.GetProperty("stage").GetString() == "Exporting" && message.Json.GetProperty("progress").GetInt32() >= 30)
+            {
+                // The export's one connection, in the middle of its COPY batches, is reset with all the others.
+                cut = true;
+                app.Proxy.Cut();
+                await Task.Delay(1200, Ct);
+                app.Proxy.Restore();
+            }
+        }
+
+        var final = await app.GetTaskAsync(client, task.Id, Ct);
+        Assert.True(cut, "the export never reported a batch");
+        Assert.Equal(TaskState.Succeeded, final.Status);
+        Assert.Equal(1, final.Attempt);
+        Assert.Equal(reference.Result!.Sha256, final.Result!.Sha256);
+        Assert.Equal(reference.Result.RowCount, final.Result.RowCount);
+        // The export ran again in the same attempt (a second "Counting", with the progress of its
+        // last checkpoint), and went on from that checkpoint in its own file, not from the start.
+        string? Stage(SseMessage e) => e.Json.GetProperty("stage").GetString();
+        int Progress(SseMessage e) => e.Json.GetProperty("progress").GetInt32();
+        Assert.Equal(2, events.Count(e => Stage(e) == "Counting"));
+        var rerun = events.FindLastIndex(e => Stage(e) == "Counting");
+        Assert.True(Progress(events.Skip(rerun + 1).First(e => Stage(e) == "Exporting")) > Progress(events[rerun]), "the export started over");
+        var seqs = events.Select(e => e.Seq).ToList();
+        Assert.Equal(Enumerable.Range((int)seqs[0], seqs.Count).Select(i => (long)i), seqs);
+    }
 }
