@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Database;
 using TaskDashboard.Web.Components;
 using TaskDashboard.Web.Operations;
 using TaskDashboard.Web.Progress;
@@ -26,9 +27,22 @@ var builder = WebApplication.CreateBuilder(args);
 // Configure the engine: PostgreSQL, migrations, task kinds, dispatcher, Hangfire
 builder.AddJobs();
 
-// Configure HTTP: problem details for every error (bad requests stay 4xx in every environment), enums as strings
-builder.Services.AddProblemDetails();
-builder.Services.Configure<ExceptionHandlerOptions>(o => o.StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : 500);
+// Configure HTTP: problem details for every error (bad requests stay 4xx in every environment; a
+// database that cannot be reached, while it restarts say, is a 503 to try again), enums as strings
+builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+{
+    if (context.HttpContext.Response.StatusCode == StatusCodes.Status503ServiceUnavailable)
+    {
+        context.HttpContext.Response.Headers.RetryAfter = "1";
+        context.ProblemDetails.Detail ??= "The database cannot be reached right now; try again in a moment.";
+    }
+});
+builder.Services.Configure<ExceptionHandlerOptions>(o => o.StatusCodeSelector = e => e switch
+{
+    BadHttpRequestException bad => bad.StatusCode,
+    _ when DatabasePools.IsUnreachable(e) => StatusCodes.Status503ServiceUnavailable,
+    _ => StatusCodes.Status500InternalServerError,
+});
 builder.Services.ConfigureHttpJsonOptions(options => options.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
 
 // Configure features

@@ -33,15 +33,22 @@ public sealed class DatabasePools(
     /// Whether a failure says the database could not be reached or went away, rather than that the
     /// statement was wrong: worth trying again on a new connection once the server is back. Npgsql's
     /// exception may come wrapped (a reader of a <c>COPY</c>, say), so the inner ones count too; a
-    /// file's <see cref="IOException"/> of our own does not.
+    /// file's <see cref="IOException"/> of our own does not. With <paramref name="databaseOnly"/>
+    /// (the failing code did nothing but talk to the database) a bare socket failure counts as well:
+    /// Npgsql lets one out unwrapped when a connection is reset while it is being opened.
     /// </summary>
-    public static bool IsUnreachable(Exception exception)
+    public static bool IsUnreachable(Exception exception, bool databaseOnly = false)
     {
         for (Exception? current = exception; current is not null; current = current.InnerException)
         {
             if (current is NpgsqlException npgsql)
             {
                 return IsUnreachable(npgsql);
+            }
+
+            if (databaseOnly && current is IOException or SocketException)
+            {
+                return true;
             }
         }
 

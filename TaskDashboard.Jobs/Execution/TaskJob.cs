@@ -1,5 +1,4 @@
 using System.ComponentModel.DataAnnotations;
-using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using Hangfire;
 using Microsoft.Extensions.Logging;
@@ -37,11 +36,11 @@ public sealed class TaskJob(
     public async Task RunAsync(Guid taskId, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var (task, noSlot) = await store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, settings.ConcurrencyLimits, cancellationToken);
+        var (task, noSlot) = await WhenReachableAsync(() => store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, settings.ConcurrencyLimits, cancellationToken), cancellationToken);
         if (noSlot)
         {
             // Over its kind's limit: give the worker back; the dispatcher enqueues it again when a slot frees.
-            await store.ReturnToQueueAsync(taskId, "Waiting for a free slot", cancellationToken);
+            await WhenReachableAsync(() => store.ReturnToQueueAsync(taskId, "Waiting for a free slot", cancellationToken), cancellationToken);
             return;
         }
 
@@ -55,7 +54,7 @@ public sealed class TaskJob(
         var lease = new TaskLease(task.Id, worker.Id, task.Attempt);
         if (!kinds.TryGet(task.Kind, out var kind))
         {
-            await store.FailAsync(lease, $"No task kind '{task.Kind}' is registered on this worker.", CancellationToken.None);
+            await WhenReachableAsync(() => store.FailAsync(lease, $"No task kind '{task.Kind}' is registered on this worker.", CancellationToken.None));
             return;
         }
 
@@ -68,7 +67,7 @@ public sealed class TaskJob(
         try
         {
             var result = await ExecuteAsync(kind, task, lease, run.Token);
-            if (await store.SucceedAsync(lease, result, CancellationToken.None) is null)
+            if (await WhenReachableAsync(() => store.SucceedAsync(lease, result, CancellationToken.None)) is null)
             {
                 throw new LeaseLostException(taskId);
             }
@@ -85,25 +84,25 @@ public sealed class TaskJob(
         {
             // The worker is shutting down: keep the work file and checkpoint, hand the task back;
             // Hangfire re-queues this job and an attempt elsewhere resumes it.
-            await store.RequeueAsync(lease, "The worker shut down; the task will resume from its last checkpoint.", CancellationToken.None);
+            await WhenReachableAsync(() => store.RequeueAsync(lease, "The worker shut down; the task will resume from its last checkpoint.", CancellationToken.None));
             throw;
         }
         catch (OperationCanceledException) when (watch.CancelRequested)
         {
             artifacts.Delete(taskId);
-            await store.CompleteCancellationAsync(lease, CancellationToken.None);
+            await WhenReachableAsync(() => store.CompleteCancellationAsync(lease, CancellationToken.None));
             Log.Cancelled(logger, taskId);
         }
         catch (OperationCanceledException) when (run.IsCancellationRequested)
         {
             artifacts.Delete(taskId);
-            await store.FailAsync(lease, $"The task timed out after {Describe(timeout)}.", CancellationToken.None);
+            await WhenReachableAsync(() => store.FailAsync(lease, $"The task timed out after {Describe(timeout)}.", CancellationToken.None));
             Log.TimedOut(logger, taskId, timeout);
         }
         catch (Exception exception) when (IsPermanent(exception))
         {
             artifacts.Delete(taskId);
-            await store.FailAsync(lease, exception.Message, CancellationToken.None);
+            await WhenReachableAsync(() => store.FailAsync(lease, exception.Message, CancellationToken.None));
             Log.FailedPermanently(logger, exception, taskId, task.Attempt);
         }
         catch (Exception exception)
@@ -111,7 +110,7 @@ public sealed class TaskJob(
             if (task.Attempt < task.MaxAttempts)
             {
                 var delay = RetryDelay(task.Attempt);
-                await store.ScheduleRetryAsync(lease, exception.Message, delay, CancellationToken.None);
+                await WhenReachableAsync(() => store.ScheduleRetryAsync(lease, exception.Message, delay, CancellationToken.None));
                 Log.RetryScheduled(logger, exception, taskId, task.Attempt, delay);
                 // The dispatcher sets its next wake-up by the earliest due time: this one may be earlier.
                 dispatcher.Wake();
@@ -119,7 +118,7 @@ public sealed class TaskJob(
             else
             {
                 artifacts.Delete(taskId);
-                await store.FailAsync(lease, exception.Message, CancellationToken.None);
+                await WhenReachableAsync(() => store.FailAsync(lease, exception.Message, CancellationToken.None));
                 Log.FailedPermanently(logger, exception, taskId, task.Attempt);
             }
         }
@@ -152,34 +151,46 @@ public sealed class TaskJob(
             catch (Exception exception) when (DatabasePools.IsUnreachable(exception) && !cancellationToken.IsCancellationRequested)
             {
                 Log.WaitingForDatabase(logger, exception, task.Id, lease.Attempt);
-                task = await ReloadWhenReachableAsync(lease, exception, cancellationToken);
+                task = await ReloadWhenReachableAsync(lease, cancellationToken);
             }
         }
     }
 
-    private async Task<TaskItem> ReloadWhenReachableAsync(TaskLease lease, Exception failure, CancellationToken cancellationToken)
+    private async Task<TaskItem> ReloadWhenReachableAsync(TaskLease lease, CancellationToken cancellationToken)
+    {
+        await Task.Delay(options.Value.DatabaseRetryInterval, timeProvider, cancellationToken);
+        var current = await WhenReachableAsync(() => store.GetForExecutionAsync(lease.TaskId, cancellationToken), cancellationToken);
+        if (current is not { State: TaskState.Running } || current.LeaseOwner != lease.Owner || current.Attempt != lease.Attempt)
+        {
+            throw new LeaseLostException(lease.TaskId);
+        }
+
+        return current;
+    }
+
+    // A statement of the attempt that cannot reach the database (the claim, a final state change, a
+    // reload) is tried again every Jobs:DatabaseRetryInterval for up to Jobs:LeaseDuration: a restart
+    // at the end of a task used to leave it Running until its lease lapsed, and then cost an attempt.
+    private Task WhenReachableAsync(Func<Task> statement, CancellationToken cancellationToken) =>
+        WhenReachableAsync(async () =>
+        {
+            await statement();
+            return true;
+        }, cancellationToken);
+
+    private async Task<T> WhenReachableAsync<T>(Func<Task<T>> statement, CancellationToken cancellationToken = default)
     {
         var settings = options.Value;
         var since = timeProvider.GetTimestamp();
         while (true)
         {
-            await Task.Delay(settings.DatabaseRetryInterval, timeProvider, cancellationToken);
             try
             {
-                var current = await store.GetForExecutionAsync(lease.TaskId, cancellationToken);
-                if (current is not { State: TaskState.Running } || current.LeaseOwner != lease.Owner || current.Attempt != lease.Attempt)
-                {
-                    throw new LeaseLostException(lease.TaskId);
-                }
-
-                return current;
+                return await statement();
             }
-            catch (Exception exception) when (DatabasePools.IsUnreachable(exception))
+            catch (Exception exception) when (DatabasePools.IsUnreachable(exception, databaseOnly: true) && timeProvider.GetElapsedTime(since) < settings.LeaseDuration)
             {
-                if (timeProvider.GetElapsedTime(since) >= settings.LeaseDuration)
-                {
-                    ExceptionDispatchInfo.Throw(failure);
-                }
+                await Task.Delay(settings.DatabaseRetryInterval, timeProvider, cancellationToken);
             }
         }
     }

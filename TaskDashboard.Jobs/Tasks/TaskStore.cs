@@ -740,7 +740,7 @@ public sealed class TaskStore(
                 outcome = new BatchOutcome(count);
                 return ExecuteProgressBatchOnce(write(), outcome);
             }
-            catch (Exception failure) when (DatabasePools.IsUnreachable(failure) && timeProvider.GetElapsedTime(since) < settings.LeaseDuration)
+            catch (Exception failure) when (DatabasePools.IsUnreachable(failure, databaseOnly: true) && timeProvider.GetElapsedTime(since) < settings.LeaseDuration)
             {
                 // The pool's other idle connections are most likely as dead as this one.
                 batchSource.Clear();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.DependencyInjection;
 using TaskDashboard.Jobs;
@@ -62,8 +63,17 @@ public sealed class ScriptedTaskKind : TaskKind<ScriptedParameters>
         }
 
         await File.WriteAllTextAsync(path, $"done on attempt {context.Task.Attempt}\n", cancellationToken);
-        return await context.CompleteArtifactAsync(path, "scripted.txt", "text/plain", 1, cancellationToken);
+        var result = await context.CompleteArtifactAsync(path, "scripted.txt", "text/plain", 1, cancellationToken);
+        if (BeforeReturning.TryRemove(context.Task.Id, out var hook))
+        {
+            hook();
+        }
+
+        return result;
     }
+
+    /// <summary>Runs once, by task id, just before the attempt returns its result (a test's cue).</summary>
+    public static ConcurrentDictionary<Guid, Action> BeforeReturning { get; } = new();
 }
 
 /// <summary>The app with workers and the scripted kind; retries wait about a second, long enough to act in between.</summary>

@@ -165,4 +165,37 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
         var seqs = events.Select(e => e.Seq).ToList();
         Assert.Equal(Enumerable.Range((int)seqs[0], seqs.Count).Select(i => (long)i), seqs);
     }
+
+    [Fact]
+    public async Task AnOutageAsATaskEnds_DelaysItsSuccessButCostsNoAttempt_AndTheApiAnswers503Meanwhile()
+    {
+        var client = app.CreateClient();
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1500}}""", Ct);
+        // The database goes away the moment the kind returns its result, before its success is written.
+        var cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ScriptedTaskKind.BeforeReturning[task.Id] = () =>
+        {
+            app.Proxy.Cut();
+            cut.SetResult();
+        };
+
+        await cut.Task.WaitAsync(TimeSpan.FromSeconds(20), Ct);
+        var during = await client.GetAsync($"/api/tasks/{task.Id}", Ct);
+        await Task.Delay(1200, Ct);
+        app.Proxy.Restore();
+        // Read directly, not through the app.
+        await TaskDashboardApp.WaitUntilAsync(async () =>
+        {
+            await using var state = app.Database.CreateCommand("SELECT state FROM dashboard.tasks WHERE id = @id");
+            state.Parameters.AddWithValue("id", task.Id);
+            return (string?)await state.ExecuteScalarAsync(Ct) == "Succeeded";
+        }, "the task to succeed", Ct);
+        var final = await app.GetTaskAsync(client, task.Id, Ct);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, during.StatusCode);
+        Assert.Equal("application/problem+json", during.Content.Headers.ContentType?.MediaType);
+        Assert.NotNull(during.Headers.RetryAfter);
+        Assert.Equal(1, final.Attempt);
+        Assert.Equal("scripted.txt", final.Result!.FileName);
+    }
 }
