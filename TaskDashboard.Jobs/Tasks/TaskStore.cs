@@ -724,7 +724,13 @@ public sealed class TaskStore(
             {
                 if (outcome.Transaction is { } sent)
                 {
-                    switch (TransactionStatus(sent))
+                    string? status;
+                    using (var connection = batchSource.OpenConnection())
+                    {
+                        status = TransactionStatus(connection, sent);
+                    }
+
+                    switch (status)
                     {
                         case "committed":
                             return outcome.Written;
@@ -737,7 +743,6 @@ public sealed class TaskStore(
 
                 // A new command for every try: one reused after its connection broke broke the
                 // next connection too (every later try failed reading the answer).
-                outcome = new BatchOutcome(count);
                 return ExecuteProgressBatchOnce(write(), outcome);
             }
             catch (Exception failure) when (DatabasePools.IsUnreachable(failure, databaseOnly: true) && timeProvider.GetElapsedTime(since) < settings.LeaseDuration)
@@ -754,7 +759,7 @@ public sealed class TaskStore(
         }
     }
 
-    // What a batch read before it failed: its transaction's id and its writes' results.
+    // What a batch's last try read: its transaction's id and its writes' results (set afresh by every try).
     private sealed class BatchOutcome(int count)
     {
         public long? Transaction { get; set; }
@@ -773,13 +778,13 @@ public sealed class TaskStore(
         {
             var written = outcome.Written;
             Array.Clear(written);
-            long? transaction = outcome.Transaction = null;
+            outcome.Transaction = null;
             try
             {
                 using var reader = batch.ExecuteReader();
                 while (reader.Read())
                 {
-                    transaction = outcome.Transaction = reader.GetInt64(1);
+                    outcome.Transaction = reader.GetInt64(1);
                     if (!reader.IsDBNull(0))
                     {
                         written[reader.GetInt64(0) - 1] = true;
@@ -801,7 +806,7 @@ public sealed class TaskStore(
                 }
 
                 connection.UnprepareAll();
-                if (transaction is { } id && HasCommitted(connection, id))
+                if (outcome.Transaction is { } id && TransactionStatus(connection, id) == "committed")
                 {
                     // Only the announcement failed. The events are committed: the writers must not
                     // write them again. Watchers get them with their task's next announced event or
@@ -817,19 +822,11 @@ public sealed class TaskStore(
     }
 
     // committed, aborted, in progress, or null when too old to tell (txid_status).
-    private string? TransactionStatus(long transaction)
+    private static string? TransactionStatus(NpgsqlConnection connection, long transaction)
     {
-        using var connection = batchSource.OpenConnection();
         using var command = new NpgsqlCommand("SELECT txid_status(@id)", connection);
         command.Parameters.AddWithValue("id", transaction);
         return command.ExecuteScalar() as string;
-    }
-
-    private static bool HasCommitted(NpgsqlConnection connection, long transaction)
-    {
-        using var command = new NpgsqlCommand("SELECT txid_status(@id) = 'committed'", connection);
-        command.Parameters.AddWithValue("id", transaction);
-        return command.ExecuteScalar() is true;
     }
 
     // The session setting a progress batch stashes its events' payloads in, for its announcement.

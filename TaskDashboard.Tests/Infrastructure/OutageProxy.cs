@@ -47,6 +47,14 @@ public sealed class OutageProxy : IAsyncDisposable
 
     public void Restore() => down = false;
 
+    /// <summary>The database away for <paramref name="length"/>: <see cref="Cut"/>, then <see cref="Restore"/>.</summary>
+    public async Task OutageAsync(TimeSpan length, CancellationToken cancellationToken)
+    {
+        Cut();
+        await Task.Delay(length, cancellationToken);
+        Restore();
+    }
+
     private async Task AcceptAsync()
     {
         while (!stopping.IsCancellationRequested)

@@ -70,9 +70,7 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
                 // The database goes away for 1.2 s, as in a restart: every connection is reset and
                 // new ones are turned away.
                 var connections = listener.Connections;
-                app.Proxy.Cut();
-                await Task.Delay(1200, Ct);
-                app.Proxy.Restore();
+                await app.Proxy.OutageAsync(TimeSpan.FromMilliseconds(1200), Ct);
                 await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(listener.Connections > connections), "the listener to reconnect", Ct);
                 var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.GetAsync("/api/tasks", Ct)));
                 afterOutage = [.. answers.Select(a => a.StatusCode)];
@@ -143,9 +141,7 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
             {
                 // The export's one connection, in the middle of its COPY batches, is reset with all the others.
                 cut = true;
-                app.Proxy.Cut();
-                await Task.Delay(1200, Ct);
-                app.Proxy.Restore();
+                await app.Proxy.OutageAsync(TimeSpan.FromMilliseconds(1200), Ct);
             }
         }
 
