@@ -11,12 +11,22 @@ namespace TaskDashboard.Jobs.Database;
 /// </summary>
 public static class RowLock
 {
-    /// <summary>Locks row <paramref name="id"/> of <paramref name="table"/> and returns its <paramref name="column"/>, or null when there is no such row.</summary>
+    /// <summary>
+    /// Locks row <paramref name="id"/> of <paramref name="table"/> and returns its <paramref name="column"/>
+    /// (null when there is no such row) and the id of the transaction (<c>txid_current()</c>, which a
+    /// row lock assigns anyway), by which a commit whose answer was lost can be looked up.
+    /// </summary>
     /// <remarks>Table and column names are constants of ours, never input.</remarks>
-    public static async Task<string?> WaitAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string table, string column, Guid id, CancellationToken cancellationToken)
+    public static async Task<(string? Value, long Transaction)> WaitAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string table, string column, Guid id, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand($"SELECT {column}::text FROM {table} WHERE id = @id FOR UPDATE", connection, transaction);
+        await using var command = new NpgsqlCommand($"SELECT {column}::text, txid_current() FROM {table} WHERE id = @id FOR UPDATE", connection, transaction);
         command.Parameters.AddWithValue("id", id);
-        return await command.ExecuteScalarAsync(cancellationToken) as string;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (await reader.ReadAsync(cancellationToken))
+        {
+            return (reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1));
+        }
+
+        return (null, 0);
     }
 }

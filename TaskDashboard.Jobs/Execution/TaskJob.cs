@@ -36,7 +36,8 @@ public sealed class TaskJob(
     public async Task RunAsync(Guid taskId, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var (task, noSlot) = await WhenReachableAsync(() => store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, settings.ConcurrencyLimits, cancellationToken), cancellationToken);
+        var claimTries = new ClaimTries();
+        var (task, noSlot) = await WhenReachableAsync(() => store.TryClaimAsync(taskId, worker.Id, settings.LeaseDuration, settings.ConcurrencyLimits, claimTries, cancellationToken), cancellationToken);
         if (noSlot)
         {
             // Over its kind's limit: give the worker back; the dispatcher enqueues it again when a slot frees.

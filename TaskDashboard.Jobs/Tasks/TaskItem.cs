@@ -48,6 +48,15 @@ public sealed record TaskItem
 /// </summary>
 public sealed record TaskLease(Guid TaskId, string Owner, int Attempt);
 
+/// <summary>
+/// One job's tries at claiming its task (<see cref="TaskStore.TryClaimAsync(Guid, string, TimeSpan, IReadOnlyDictionary{string, int}, ClaimTries, CancellationToken)"/>):
+/// the last try's transaction and claim while its commit is unanswered.
+/// </summary>
+public sealed class ClaimTries
+{
+    internal (long Transaction, TaskItem Claimed)? Unanswered { get; set; }
+}
+
 /// <summary>One failure of one attempt.</summary>
 public sealed record TaskError(DateTimeOffset At, int Attempt, string Message);
 

@@ -504,7 +504,7 @@ public sealed class TaskStore(
     /// due, or its dispatch was rolled back. A resumed attempt keeps its progress and checkpoint.
     /// </summary>
     public async Task<TaskItem?> TryClaimAsync(Guid id, string owner, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-        (await TryClaimAsync(id, owner, leaseDuration, NoLimits, cancellationToken)).Task;
+        (await TryClaimAsync(id, owner, leaseDuration, NoLimits, new ClaimTries(), cancellationToken)).Task;
 
     /// <summary>
     /// Claims the task as above, but a task of a kind in <paramref name="limits"/> only while fewer
@@ -512,15 +512,33 @@ public sealed class TaskStore(
     /// happen under a transaction-scoped advisory lock per kind, so two workers cannot both take the
     /// last slot; a dead worker's slot frees itself when the reaper takes its task back.
     /// </summary>
+    /// <remarks>
+    /// A claim tried again with the same <paramref name="tries"/> after its connection was lost
+    /// first asks whether the last try's commit went through unanswered (a database restart or a
+    /// network drop between the commit and its answer): then that try's claim is the result.
+    /// Claiming afresh would find the task Running under this very lease and do nothing, leaving it
+    /// to the reaper when the lease lapsed, at the cost of an attempt.
+    /// </remarks>
     public async Task<(TaskItem? Task, bool NoSlot)> TryClaimAsync(
-        Guid id, string owner, TimeSpan leaseDuration, IReadOnlyDictionary<string, int> limits, CancellationToken cancellationToken)
+        Guid id, string owner, TimeSpan leaseDuration, IReadOnlyDictionary<string, int> limits, ClaimTries tries, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // A job can start before the dispatcher that created it has committed the job id (it holds
         // the row FOR UPDATE meanwhile), and a lone UPDATE would judge the row by its snapshot and
-        // skip it without waiting: lock the row first (see RowLock), then claim.
-        var kind = await RowLock.WaitAsync(connection, transaction, "dashboard.tasks", "kind", id, cancellationToken);
+        // skip it without waiting: lock the row first (see RowLock), then claim. The lock also waits
+        // for a last try whose session has not yet noticed that its connection is gone.
+        var (kind, transactionId) = await RowLock.WaitAsync(connection, transaction, "dashboard.tasks", "kind", id, cancellationToken);
+        if (tries.Unanswered is var (sent, sentClaim))
+        {
+            tries.Unanswered = null;
+            if (await TransactionStatusAsync(connection, sent, cancellationToken) == "committed")
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return (sentClaim, false);
+            }
+        }
+
         if (kind is not null && limits.TryGetValue(kind, out var limit))
         {
             await using var gate = new NpgsqlCommand("""
@@ -543,7 +561,9 @@ public sealed class TaskStore(
         }
 
         var claimed = await TryClaimAsync(id, owner, leaseDuration, (connection, transaction), cancellationToken);
+        tries.Unanswered = claimed is null ? null : (transactionId, claimed);
         await transaction.CommitAsync(cancellationToken);
+        tries.Unanswered = null;
         return (claimed, false);
     }
 
@@ -824,9 +844,21 @@ public sealed class TaskStore(
     // committed, aborted, in progress, or null when too old to tell (txid_status).
     private static string? TransactionStatus(NpgsqlConnection connection, long transaction)
     {
-        using var command = new NpgsqlCommand("SELECT txid_status(@id)", connection);
-        command.Parameters.AddWithValue("id", transaction);
+        using var command = TransactionStatusCommand(connection, transaction);
         return command.ExecuteScalar() as string;
+    }
+
+    private static async Task<string?> TransactionStatusAsync(NpgsqlConnection connection, long transaction, CancellationToken cancellationToken)
+    {
+        await using var command = TransactionStatusCommand(connection, transaction);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    private static NpgsqlCommand TransactionStatusCommand(NpgsqlConnection connection, long transaction)
+    {
+        var command = new NpgsqlCommand("SELECT txid_status(@id)", connection);
+        command.Parameters.AddWithValue("id", transaction);
+        return command;
     }
 
     // The session setting a progress batch stashes its events' payloads in, for its announcement.

@@ -6,7 +6,7 @@ namespace TaskDashboard.Tests.Infrastructure;
 /// The app with workers on a real Kestrel port, and Debian's Chromium driven by Playwright (never a
 /// downloaded browser). Each test takes a fresh browser context: its own cookies, like a new person.
 /// </summary>
-public sealed class BrowserApp : WorkerApp
+public class BrowserApp : WorkerApp
 {
     public const string ChromiumPath = "/usr/bin/chromium";
 

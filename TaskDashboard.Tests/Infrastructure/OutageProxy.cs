@@ -1,5 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Hosting;
+using Npgsql;
 
 namespace TaskDashboard.Tests.Infrastructure;
 
@@ -17,6 +20,7 @@ public sealed class OutageProxy : IAsyncDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly Task accepting;
     private volatile bool down;
+    private LostAnswer? lostAnswer;
 
     public OutageProxy(string targetHost, int targetPort)
     {
@@ -26,6 +30,15 @@ public sealed class OutageProxy : IAsyncDisposable
     }
 
     public int Port => ((IPEndPoint)listener.LocalEndpoint).Port;
+
+    /// <summary>A proxy in front of <paramref name="connectionString"/>'s server, made the app's way to its database.</summary>
+    public static OutageProxy InFrontOf(string connectionString, IWebHostBuilder builder)
+    {
+        var direct = new NpgsqlConnectionStringBuilder(connectionString);
+        var proxy = new OutageProxy(direct.Host!, direct.Port);
+        builder.UseSetting("ConnectionStrings:Postgres", new NpgsqlConnectionStringBuilder(connectionString) { Host = "127.0.0.1", Port = proxy.Port }.ConnectionString);
+        return proxy;
+    }
 
     /// <summary>How many connections were turned away while the database was away.</summary>
     public int TurnedAway { get; private set; }
@@ -46,6 +59,19 @@ public sealed class OutageProxy : IAsyncDisposable
     }
 
     public void Restore() => down = false;
+
+    /// <summary>
+    /// Loses one answer, as a network that drops in the middle of a commit does: the first simple
+    /// <c>COMMIT</c> on a connection whose transaction sent <paramref name="marker"/> (text or a
+    /// parameter's value) reaches the server, which commits, but its answer never comes back: the
+    /// connection is reset instead. Completes once that happened.
+    /// </summary>
+    public Task LoseCommitAnswerAsync(string marker)
+    {
+        var armed = new LostAnswer(Encoding.UTF8.GetBytes(marker));
+        Interlocked.Exchange(ref lostAnswer, armed)?.Done.TrySetCanceled();
+        return armed.Done.Task;
+    }
 
     /// <summary>The database away for <paramref name="length"/>: <see cref="Cut"/>, then <see cref="Restore"/>.</summary>
     public async Task OutageAsync(TimeSpan length, CancellationToken cancellationToken)
@@ -100,7 +126,10 @@ public sealed class OutageProxy : IAsyncDisposable
             }
 
             // Either direction ending (or a reset) ends both.
-            await Task.WhenAny(Pump(client, upstream), Pump(upstream, client));
+            var link = new Link(client, upstream);
+            await Task.WhenAny(
+                Pump(client, upstream, request => WatchRequest(link, request)),
+                Pump(upstream, client, _ => PassAnswer(link)));
         }
         catch (Exception)
         {
@@ -119,16 +148,72 @@ public sealed class OutageProxy : IAsyncDisposable
         }
     }
 
-    private async Task Pump(TcpClient from, TcpClient to)
+    // Passes on what one end sends while `pass` says so.
+    private async Task Pump(TcpClient from, TcpClient to, Func<Span<byte>, bool> pass)
     {
         var buffer = new byte[16384];
         var source = from.GetStream();
         var target = to.GetStream();
         int read;
-        while ((read = await source.ReadAsync(buffer, stopping.Token)) > 0)
+        while ((read = await source.ReadAsync(buffer, stopping.Token)) > 0 && pass(buffer.AsSpan(0, read)))
         {
             await target.WriteAsync(buffer.AsMemory(0, read), stopping.Token);
         }
+    }
+
+    // A request on its way to the server: is it the COMMIT whose answer is to be lost?
+    private bool WatchRequest(Link link, Span<byte> request)
+    {
+        if (lostAnswer is { } armed)
+        {
+            link.SentMarker |= request.IndexOf(armed.Marker) >= 0;
+            if (request.SequenceEqual(CommitQuery))
+            {
+                if (link.SentMarker && Interlocked.CompareExchange(ref lostAnswer, null, armed) == armed)
+                {
+                    link.LoseAnswer = armed;
+                }
+
+                link.SentMarker = false;
+            }
+        }
+
+        return true;
+    }
+
+    // An answer on its way to the client: passed on, unless it is the one to lose.
+    private static bool PassAnswer(Link link)
+    {
+        if (link.LoseAnswer is not { } lost)
+        {
+            return true;
+        }
+
+        // The server has answered, so it has committed; the client never hears of it.
+        Reset(link.Client);
+        Reset(link.Upstream);
+        lost.Done.TrySetResult();
+        return false;
+    }
+
+    // A simple-protocol Query message of "COMMIT": how Npgsql commits a transaction.
+    private static readonly byte[] CommitQuery = [(byte)'Q', 0, 0, 0, 11, .. "COMMIT"u8, 0];
+
+    private sealed record LostAnswer(byte[] Marker)
+    {
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class Link(TcpClient client, TcpClient upstream)
+    {
+        public TcpClient Client { get; } = client;
+
+        public TcpClient Upstream { get; } = upstream;
+
+        public bool SentMarker { get; set; }
+
+        // Set before the COMMIT is passed on, read once the server answers it.
+        public LostAnswer? LoseAnswer { get; set; }
     }
 
     // Closes with a reset, as a dropped network or a killed server leaves the other end.

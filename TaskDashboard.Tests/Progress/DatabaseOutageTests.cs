@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Progress;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
@@ -24,9 +25,7 @@ public sealed class OutageApp : WorkerApp
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         base.ConfigureWebHost(builder);
-        var direct = new NpgsqlConnectionStringBuilder(ConnectionString);
-        Proxy = new OutageProxy(direct.Host!, direct.Port);
-        builder.UseSetting("ConnectionStrings:Postgres", new NpgsqlConnectionStringBuilder(ConnectionString) { Host = "127.0.0.1", Port = Proxy.Port }.ConnectionString);
+        Proxy = OutageProxy.InFrontOf(ConnectionString, builder);
         builder.UseSetting("Jobs:LeaseDuration", "00:00:04");
     }
 
@@ -193,5 +192,23 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
         Assert.NotNull(during.Headers.RetryAfter);
         Assert.Equal(1, final.Attempt);
         Assert.Equal("scripted.txt", final.Result!.FileName);
+    }
+
+    [Fact]
+    public async Task AClaimWhoseCommitAnswerIsLost_StillRunsItsAttempt_ItDoesNotWaitForTheLeaseToLapse()
+    {
+        var client = app.CreateClient();
+        // The next claim of this process's workers commits, but the answer is lost with its connection.
+        var lost = app.Proxy.LoseCommitAnswerAsync(app.Services.GetRequiredService<WorkerIdentity>().Id);
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":300}}""", Ct);
+        await lost.WaitAsync(TimeSpan.FromSeconds(20), Ct);
+
+        var final = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        await using var started = app.Database.CreateCommand("SELECT count(*) FROM dashboard.task_events WHERE task_id = @id AND type = 'started'");
+        started.Parameters.AddWithValue("id", task.Id);
+
+        // The claim that went through unanswered is the attempt: no second claim, no lapsed lease.
+        Assert.Equal(1, final.Attempt);
+        Assert.Equal(1L, (long)(await started.ExecuteScalarAsync(Ct))!);
     }
 }

@@ -14,6 +14,10 @@ public sealed class DashboardOptions
     [Range(5, 200)]
     public int PageSize { get; set; } = 15;
 
+    /// <summary>How often a page whose database could not be reached reads again, until it can.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan DatabaseRetryInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Events shown on a task's detail page (the newest ones).</summary>
     [Range(10, 10_000)]
     public int TimelineLength { get; set; } = 200;

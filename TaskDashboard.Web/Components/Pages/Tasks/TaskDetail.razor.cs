@@ -17,6 +17,7 @@ public sealed partial class TaskDetail
     private List<TaskEvent> events = [];
     private IReadOnlyList<WebhookDelivery> deliveries = [];
     private bool notFound;
+    private bool watching;
 
     [Parameter]
     public Guid Id { get; set; }
@@ -37,8 +38,10 @@ public sealed partial class TaskDetail
 
     protected override void OnAfterRender(bool firstRender)
     {
-        if (firstRender && RendererInfo.IsInteractive && task is not null)
+        // (The first read may wait for the database: then the page subscribes once it has read the task.)
+        if (!watching && RendererInfo.IsInteractive && task is not null)
         {
+            watching = true;
             // Events after the ones already read come from the broadcaster, in order.
             Watch(Bus.Subscribe(Id, task.LastEventSeq), OnEventAsync);
             // Keep the ETA, run time and webhook attempts fresh between events.

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Components;
 using MudBlazor;
+using TaskDashboard.Jobs.Database;
 using TaskDashboard.Jobs.Kinds;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Web.Components.Shared;
@@ -68,7 +69,7 @@ public sealed partial class TaskList
             totalCount = page.TotalCount;
             error = null;
         }
-        catch (Npgsql.NpgsqlException exception)
+        catch (Npgsql.NpgsqlException exception) when (!DatabasePools.IsUnreachable(exception))
         {
             error = $"Could not read the tasks: {exception.Message}";
         }

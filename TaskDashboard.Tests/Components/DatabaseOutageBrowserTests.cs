@@ -1,0 +1,80 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Playwright;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+using static Microsoft.Playwright.Assertions;
+
+namespace TaskDashboard.Tests.Components;
+
+/// <summary>The browser app reaching its database through an <see cref="OutageProxy"/>.</summary>
+public sealed class OutageBrowserApp : BrowserApp
+{
+    public OutageProxy Proxy { get; private set; } = null!;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        Proxy = OutageProxy.InFrontOf(ConnectionString, builder);
+        builder.UseSetting("Dashboard:DatabaseRetryInterval", "00:00:00.500");
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await Proxy.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// A person at the dashboard while its database restarts: each live page says so instead of ending
+/// its circuit, and shows its data once the database is back, without a reload.
+/// </summary>
+[Collection(AppCollection.Name)]
+public sealed class DatabaseOutageBrowserTests(OutageBrowserApp app) : IClassFixture<OutageBrowserApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task PagesOpenedOrUsedWhileTheDatabaseIsAway_SayItIsAway_AndShowTheirDataOnceItIsBack()
+    {
+        var task = await app.CreateClient().SubmitAsync("/api/reports", """{"parameters":{"from":"2025-01-01","to":"2025-03-31","groupBy":"month"}}""", Ct);
+        await app.WaitForStateAsync(app.CreateClient(), task.Id, TaskState.Succeeded, Ct);
+        var page = await app.NewPageAsync();
+        await BrowserApp.SignInAsync(page, app.User.UserName, TaskDashboardApp.UserPassword);
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your tasks" })).ToBeVisibleAsync();
+        await BrowserApp.WaitInteractiveAsync(page);
+        var taskLink = page.Locator($"a[href='/tasks/{task.Id}']");
+        await Expect(taskLink).ToBeVisibleAsync();
+        await page.EvaluateAsync("() => { window.__taskDashboardMarker = 42; }");
+        var away = page.GetByTestId("database-away");
+
+        // A task's page opened while the database is away.
+        app.Proxy.Cut();
+        await taskLink.ClickAsync();
+        await Expect(away).ToBeVisibleAsync();
+        await Expect(page.GetByText("There is no task")).Not.ToBeVisibleAsync();
+        app.Proxy.Restore();
+        await Expect(page.GetByTestId("status")).ToHaveTextAsync("Succeeded", new() { Timeout = 15_000 });
+        await Expect(away).Not.ToBeVisibleAsync();
+
+        // The overview, opened and then switched to the last day (an action) while the database is away.
+        app.Proxy.Cut();
+        await page.GetByRole(AriaRole.Link, new() { Name = "Overview" }).ClickAsync();
+        await Expect(away).ToBeVisibleAsync();
+        await page.GetByText("Last day").ClickAsync();
+        await Expect(page.GetByText("Tasks ended per hour")).ToBeVisibleAsync();
+        app.Proxy.Restore();
+        await Expect(page.GetByTestId("servers").Locator("tbody tr").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await Expect(away).Not.ToBeVisibleAsync();
+
+        // The task table.
+        app.Proxy.Cut();
+        await page.GetByRole(AriaRole.Link, new() { Name = "Tasks", Exact = true }).ClickAsync();
+        await Expect(away).ToBeVisibleAsync();
+        app.Proxy.Restore();
+        await Expect(taskLink).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await Expect(away).Not.ToBeVisibleAsync();
+
+        Assert.Equal(42, await page.EvaluateAsync<int?>("() => window.__taskDashboardMarker ?? null"));
+    }
+}
