@@ -37,6 +37,7 @@ public sealed class DatabaseOutageBrowserTests(OutageBrowserApp app) : IClassFix
     [Fact]
     public async Task PagesOpenedOrUsedWhileTheDatabaseIsAway_SayItIsAway_AndShowTheirDataOnceItIsBack()
     {
+        app.Proxy.Restore();
         var task = await app.CreateClient().SubmitAsync("/api/reports", """{"parameters":{"from":"2025-01-01","to":"2025-03-31","groupBy":"month"}}""", Ct);
         await app.WaitForStateAsync(app.CreateClient(), task.Id, TaskState.Succeeded, Ct);
         var page = await app.NewPageAsync();
@@ -76,5 +77,37 @@ public sealed class DatabaseOutageBrowserTests(OutageBrowserApp app) : IClassFix
         await Expect(away).Not.ToBeVisibleAsync();
 
         Assert.Equal(42, await page.EvaluateAsync<int?>("() => window.__taskDashboardMarker ?? null"));
+    }
+
+    [Fact]
+    public async Task SchedulesOpenedAndATaskSubmittedWhileTheDatabaseIsAway_SayIt_AndWorkOnceItIsBack()
+    {
+        app.Proxy.Restore();
+        var created = await app.CreateClient().PostAsync("/api/schedules", ApiClientExtensions.Json(
+            """{"name":"nightly north","kind":"export","parameters":{"region":"north"},"cron":"0 2 * * *","timeZone":"UTC"}"""), Ct);
+        created.EnsureSuccessStatusCode();
+        var page = await app.NewPageAsync();
+        await BrowserApp.SignInAsync(page, app.User.UserName, TaskDashboardApp.UserPassword);
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your tasks" })).ToBeVisibleAsync();
+        await BrowserApp.WaitInteractiveAsync(page);
+        var away = page.GetByTestId("database-away");
+
+        app.Proxy.Cut();
+        await page.GetByRole(AriaRole.Link, new() { Name = "Schedules" }).ClickAsync();
+        await Expect(away).ToBeVisibleAsync();
+        app.Proxy.Restore();
+        await Expect(page.GetByTestId("schedules")).ToContainTextAsync("nightly north", new() { Timeout = 15_000 });
+        await Expect(away).Not.ToBeVisibleAsync();
+
+        // An export submitted while the database is away: refused with a reason, the form kept.
+        await page.GetByRole(AriaRole.Link, new() { Name = "New export" }).ClickAsync();
+        await Expect(page.GetByTestId("submit")).ToBeVisibleAsync();
+        app.Proxy.Cut();
+        await page.GetByTestId("submit").ClickAsync();
+        await Expect(page.GetByTestId("refusal")).ToContainTextAsync("database cannot be reached");
+        app.Proxy.Restore();
+        await TaskDashboardApp.WaitUntilAsync(async () => (await app.CreateClient().GetAsync("/api/tasks", Ct)).IsSuccessStatusCode, "the database to answer again", Ct);
+        await page.GetByTestId("submit").ClickAsync();
+        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/tasks/[0-9a-f-]{36}$"), new() { Timeout = 15_000 });
     }
 }
