@@ -110,4 +110,28 @@ public sealed class DatabaseOutageBrowserTests(OutageBrowserApp app) : IClassFix
         await page.GetByTestId("submit").ClickAsync();
         await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/tasks/[0-9a-f-]{36}$"), new() { Timeout = 15_000 });
     }
+
+    [Fact]
+    public async Task ARunningTasksPageOpenedWhileTheDatabaseIsAway_GoesLiveOnceItIsBack()
+    {
+        app.Proxy.Restore();
+        var client = app.CreateClient();
+        var task = await client.SubmitAsync("/api/exports", """{"parameters":{"throttleMs":1500}}""", Ct);
+        await app.WaitForStateAsync(client, task.Id, TaskState.Running, Ct);
+        var page = await app.NewPageAsync();
+        await BrowserApp.SignInAsync(page, app.User.UserName, TaskDashboardApp.UserPassword);
+        await BrowserApp.WaitInteractiveAsync(page);
+        var taskLink = page.Locator($"a[href='/tasks/{task.Id}']");
+        await Expect(taskLink).ToBeVisibleAsync();
+
+        app.Proxy.Cut();
+        await taskLink.ClickAsync();
+        await Expect(page.GetByTestId("database-away")).ToBeVisibleAsync();
+        app.Proxy.Restore();
+
+        // Read once the database is back, then followed live to the end: the page subscribed.
+        await Expect(page.GetByTestId("status")).ToHaveTextAsync("Running", new() { Timeout = 15_000 });
+        await Expect(page.GetByTestId("percent")).ToHaveTextAsync("100 %", new() { Timeout = 60_000 });
+        await Expect(page.GetByTestId("status")).ToHaveTextAsync("Succeeded");
+    }
 }
