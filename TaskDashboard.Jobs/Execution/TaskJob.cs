@@ -68,7 +68,7 @@ public sealed class TaskJob(
         try
         {
             var result = await ExecuteAsync(kind, task, lease, run.Token);
-            if (await WhenReachableAsync(() => store.SucceedAsync(lease, result, CancellationToken.None)) is null)
+            if (await WhenReachableAsync(() => store.SucceedAsync(lease, result, CancellationToken.None)) is null && !await SucceededUnansweredAsync(lease))
             {
                 throw new LeaseLostException(taskId);
             }
@@ -167,6 +167,15 @@ public sealed class TaskJob(
         }
 
         return current;
+    }
+
+    // A success that found no task Running under the lease: lost to another worker, or a commit of
+    // this very success whose answer was lost with its connection, and which the retry then found
+    // done. Only this attempt can have ended the task Succeeded on its number.
+    private async Task<bool> SucceededUnansweredAsync(TaskLease lease)
+    {
+        var current = await WhenReachableAsync(() => store.GetForExecutionAsync(lease.TaskId, CancellationToken.None));
+        return current is { State: TaskState.Succeeded } && current.Attempt == lease.Attempt;
     }
 
     // A statement of the attempt that cannot reach the database (the claim, a final state change, a

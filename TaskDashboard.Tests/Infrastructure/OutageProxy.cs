@@ -66,9 +66,16 @@ public sealed class OutageProxy : IAsyncDisposable
     /// parameter's value) reaches the server, which commits, but its answer never comes back: the
     /// connection is reset instead. Completes once that happened.
     /// </summary>
-    public Task LoseCommitAnswerAsync(string marker)
+    public Task LoseCommitAnswerAsync(string marker) => LoseAnswer(new LostAnswer(Encoding.UTF8.GetBytes(marker), AtCommit: true));
+
+    /// <summary>
+    /// The same for a statement that commits by itself: the first request that carries
+    /// <paramref name="marker"/> runs, and its answer never comes back.
+    /// </summary>
+    public Task LoseAnswerAsync(string marker) => LoseAnswer(new LostAnswer(Encoding.UTF8.GetBytes(marker), AtCommit: false));
+
+    private Task LoseAnswer(LostAnswer armed)
     {
-        var armed = new LostAnswer(Encoding.UTF8.GetBytes(marker));
         Interlocked.Exchange(ref lostAnswer, armed)?.Done.TrySetCanceled();
         return armed.Done.Task;
     }
@@ -161,21 +168,20 @@ public sealed class OutageProxy : IAsyncDisposable
         }
     }
 
-    // A request on its way to the server: is it the COMMIT whose answer is to be lost?
+    // A request on its way to the server: is it the one whose answer is to be lost?
     private bool WatchRequest(Link link, Span<byte> request)
     {
         if (lostAnswer is { } armed)
         {
-            link.SentMarker |= request.IndexOf(armed.Marker) >= 0;
-            if (request.SequenceEqual(CommitQuery))
+            var marked = request.IndexOf(armed.Marker) >= 0;
+            link.SentMarker |= marked;
+            var commit = request.SequenceEqual(CommitQuery);
+            if ((armed.AtCommit ? commit && link.SentMarker : marked) && Interlocked.CompareExchange(ref lostAnswer, null, armed) == armed)
             {
-                if (link.SentMarker && Interlocked.CompareExchange(ref lostAnswer, null, armed) == armed)
-                {
-                    link.LoseAnswer = armed;
-                }
-
-                link.SentMarker = false;
+                link.LoseAnswer = armed;
             }
+
+            link.SentMarker &= !commit;
         }
 
         return true;
@@ -199,7 +205,7 @@ public sealed class OutageProxy : IAsyncDisposable
     // A simple-protocol Query message of "COMMIT": how Npgsql commits a transaction.
     private static readonly byte[] CommitQuery = [(byte)'Q', 0, 0, 0, 11, .. "COMMIT"u8, 0];
 
-    private sealed record LostAnswer(byte[] Marker)
+    private sealed record LostAnswer(byte[] Marker, bool AtCommit)
     {
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using TaskDashboard.Jobs;
 using TaskDashboard.Jobs.Execution;
@@ -22,10 +23,14 @@ public sealed class OutageApp : WorkerApp
 
     public OutageProxy Proxy { get; private set; } = null!;
 
+    /// <summary>The app's log, always written (tests read what the workers said).</summary>
+    public string LogPath { get; } = Path.Combine(Path.GetTempPath(), $"taskdashboard-outage-{Guid.NewGuid():N}.log");
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         base.ConfigureWebHost(builder);
         Proxy = OutageProxy.InFrontOf(ConnectionString, builder);
+        builder.ConfigureLogging(logging => logging.AddProvider(new FileLoggerProvider(LogPath)));
         builder.UseSetting("Jobs:LeaseDuration", "00:00:04");
     }
 
@@ -35,6 +40,7 @@ public sealed class OutageApp : WorkerApp
     {
         await base.DisposeAsync();
         await Proxy.DisposeAsync();
+        File.Delete(LogPath);
     }
 }
 
@@ -210,5 +216,23 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
         // The claim that went through unanswered is the attempt: no second claim, no lapsed lease.
         Assert.Equal(1, final.Attempt);
         Assert.Equal(1L, (long)(await started.ExecuteScalarAsync(Ct))!);
+    }
+
+    [Fact]
+    public async Task ASuccessWhoseAnswerIsLost_IsASuccess_NotALostLease()
+    {
+        var client = app.CreateClient();
+        var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":1000}}""", Ct);
+        // The success carries the result's path, which holds the task's id: its answer is lost.
+        Task? lost = null;
+        ScriptedTaskKind.BeforeReturning[task.Id] = () => lost = app.Proxy.LoseAnswerAsync(task.Id.ToString("N"));
+
+        var final = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct);
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(File.ReadAllText(app.LogPath).Contains($"Task {task.Id} succeeded")), "the success to be logged", Ct);
+
+        Assert.NotNull(lost);
+        Assert.True(lost.IsCompletedSuccessfully, "no answer was lost");
+        Assert.Equal(1, final.Attempt);
+        Assert.DoesNotContain($"Task {task.Id} attempt 1 lost its lease", File.ReadAllText(app.LogPath));
     }
 }
