@@ -563,7 +563,6 @@ public sealed class TaskStore(
         var claimed = await TryClaimAsync(id, owner, leaseDuration, (connection, transaction), cancellationToken);
         tries.Unanswered = claimed is null ? null : (transactionId, claimed);
         await transaction.CommitAsync(cancellationToken);
-        tries.Unanswered = null;
         return (claimed, false);
     }
 

@@ -56,7 +56,11 @@ public sealed class SseReader(Stream stream) : IDisposable
     }
 
     /// <summary>Every event (comments skipped) until the server closes the stream.</summary>
-    public async Task<List<SseMessage>> ReadAllEventsAsync(CancellationToken cancellationToken)
+    public Task<List<SseMessage>> ReadAllEventsAsync(CancellationToken cancellationToken) =>
+        ReadAllEventsAsync(_ => Task.CompletedTask, cancellationToken);
+
+    /// <summary>The same, handing each event to <paramref name="onEvent"/> as it arrives (a test acts at a chosen point).</summary>
+    public async Task<List<SseMessage>> ReadAllEventsAsync(Func<SseMessage, Task> onEvent, CancellationToken cancellationToken)
     {
         var events = new List<SseMessage>();
         while (await ReadAsync(cancellationToken) is { } message)
@@ -64,6 +68,7 @@ public sealed class SseReader(Stream stream) : IDisposable
             if (message.Comment is null && message.Event is not null)
             {
                 events.Add(message);
+                await onEvent(message);
             }
         }
 

@@ -60,16 +60,9 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
 
         using var response = await client.GetAsync($"/api/tasks/{task.Id}/events", HttpCompletionOption.ResponseHeadersRead, Ct);
         using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
-        var events = new List<SseMessage>();
         HttpStatusCode[]? afterOutage = null;
-        while (await sse.ReadAsync(Ct) is { } message)
+        var events = await sse.ReadAllEventsAsync(async message =>
         {
-            if (message.Event is null)
-            {
-                continue;
-            }
-
-            events.Add(message);
             if (afterOutage is null && message.Event == "progress" && message.Json.GetProperty("progress").GetInt32() >= 5)
             {
                 // The database goes away for 1.2 s, as in a restart: every connection is reset and
@@ -80,7 +73,7 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
                 var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.GetAsync("/api/tasks", Ct)));
                 afterOutage = [.. answers.Select(a => a.StatusCode)];
             }
-        }
+        }, Ct);
 
         var final = await app.GetTaskAsync(client, task.Id, Ct);
         Assert.True(app.Proxy.TurnedAway > 0, "nothing tried to reach the database during the outage");
@@ -132,23 +125,16 @@ public sealed class DatabaseOutageTests(OutageApp app) : IClassFixture<OutageApp
 
         using var response = await client.GetAsync($"/api/tasks/{task.Id}/events", HttpCompletionOption.ResponseHeadersRead, Ct);
         using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
-        var events = new List<SseMessage>();
         var cut = false;
-        while (await sse.ReadAsync(Ct) is { } message)
+        var events = await sse.ReadAllEventsAsync(async message =>
         {
-            if (message.Event is null)
-            {
-                continue;
-            }
-
-            events.Add(message);
             if (!cut && message.Json.GetProperty("stage").GetString() == "Exporting" && message.Json.GetProperty("progress").GetInt32() >= 30)
             {
                 // The export's one connection, in the middle of its COPY batches, is reset with all the others.
                 cut = true;
                 await app.Proxy.OutageAsync(TimeSpan.FromMilliseconds(1200), Ct);
             }
-        }
+        }, Ct);
 
         var final = await app.GetTaskAsync(client, task.Id, Ct);
         Assert.True(cut, "the export never reported a batch");

@@ -78,22 +78,15 @@ public sealed class MultiNodeTests(TaskDashboardApp app) : IClassFixture<TaskDas
 
         using var stream = await client1.GetAsync($"/api/tasks/{task.Id}/events?lastEventId=0", HttpCompletionOption.ResponseHeadersRead, Ct);
         using var sse = new SseReader(await stream.Content.ReadAsStreamAsync(Ct));
-        var sseEvents = new List<SseMessage>();
         var killed = false;
-        while (await sse.ReadAsync(Ct) is { } message)
+        var sseEvents = await sse.ReadAllEventsAsync(async message =>
         {
-            if (message.Event is null)
-            {
-                continue;
-            }
-
-            sseEvents.Add(message);
             if (!killed && message.Event == "progress" && message.Json.GetProperty("progress").GetInt32() >= 20)
             {
                 killed = true;
                 await KillListenersAsync();
             }
-        }
+        }, Ct);
 
         var viaHub = await hubRead;
         var log = await app.Services.GetRequiredService<TaskStore>().GetEventsAsync(task.Id, 0, Ct);

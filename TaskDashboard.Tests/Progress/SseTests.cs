@@ -126,20 +126,14 @@ public sealed class SseTests(SseApp app) : IClassFixture<SseApp>
 
         using var response = await client.GetAsync($"/api/tasks/{task.Id}/events", HttpCompletionOption.ResponseHeadersRead, Ct);
         using var sse = new SseReader(await response.Content.ReadAsStreamAsync(Ct));
-        var events = new List<SseMessage>();
-        while (await sse.ReadAsync(Ct) is { } message)
+        var seen = 0;
+        var events = await sse.ReadAllEventsAsync(async _ =>
         {
-            if (message.Event is null)
-            {
-                continue;
-            }
-
-            events.Add(message);
-            if (events.Count == 5)
+            if (++seen == 5)
             {
                 await listener.DropConnectionAsync();
             }
-        }
+        }, Ct);
 
         var seqs = events.Select(e => e.Seq).ToList();
         Assert.Equal(Enumerable.Range((int)seqs[0], seqs.Count).Select(i => (long)i), seqs);
