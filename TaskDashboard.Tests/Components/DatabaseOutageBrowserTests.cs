@@ -112,6 +112,43 @@ public sealed class DatabaseOutageBrowserTests(OutageBrowserApp app) : IClassFix
     }
 
     [Fact]
+    public async Task SignInAndApiKeysWhileTheDatabaseIsAway_SayIt_AndWorkOnceItIsBack()
+    {
+        app.Proxy.Restore();
+        var created = await app.CreateClient().PostAsync("/api/keys", ApiClientExtensions.Json("""{"name":"kept through the outage"}"""), Ct);
+        created.EnsureSuccessStatusCode();
+        var page = await app.NewPageAsync();
+
+        // Signing in needs the users table: the form comes back with the reason.
+        app.Proxy.Cut();
+        await BrowserApp.SignInAsync(page, app.User.UserName, TaskDashboardApp.UserPassword);
+        await Expect(page.GetByTestId("database-away")).ToContainTextAsync("no one can sign in");
+        app.Proxy.Restore();
+        await BrowserApp.SignInAsync(page, app.User.UserName, TaskDashboardApp.UserPassword);
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your tasks" })).ToBeVisibleAsync();
+
+        // The static keys page: a 503 that says so (not an empty list), and reloads itself until the database is back.
+        app.Proxy.Cut();
+        var response = await page.GotoAsync("/account/keys");
+        Assert.Equal(503, response!.Status);
+        await Expect(page.GetByTestId("database-away")).ToContainTextAsync("tries again by itself");
+        await Expect(page.GetByText("You have no API keys yet")).Not.ToBeVisibleAsync();
+        app.Proxy.Restore();
+        await Expect(page.GetByText("kept through the outage")).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await Expect(page.GetByTestId("database-away")).Not.ToBeVisibleAsync();
+
+        // A key asked for while the database is away: not created, and the page says so.
+        app.Proxy.Cut();
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync("made in the outage");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create key" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Alert).Filter(new() { HasText = "The key was not created" })).ToBeVisibleAsync();
+        await Expect(page.GetByTestId("new-key")).Not.ToBeVisibleAsync();
+        app.Proxy.Restore();
+        var keys = await app.CreateClient().GetStringAsync("/api/keys", Ct);
+        Assert.DoesNotContain("made in the outage", keys);
+    }
+
+    [Fact]
     public async Task ARunningTasksPageOpenedWhileTheDatabaseIsAway_GoesLiveOnceItIsBack()
     {
         app.Proxy.Restore();

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using TaskDashboard.Jobs.Database;
 
 namespace TaskDashboard.Web.Security;
 
@@ -142,9 +143,19 @@ public static class SecurityApi
         HttpContext context, AccountStore accounts, IOptions<SecurityOptions> options, CancellationToken cancellationToken)
     {
         var target = SafeReturnUrl(returnUrl);
-        var user = string.IsNullOrEmpty(userName) || string.IsNullOrEmpty(password) || userName.Length > 64 || password.Length > 256
-            ? null
-            : await accounts.CheckPasswordAsync(userName, password, cancellationToken);
+        UserAccount? user;
+        try
+        {
+            user = string.IsNullOrEmpty(userName) || string.IsNullOrEmpty(password) || userName.Length > 64 || password.Length > 256
+                ? null
+                : await accounts.CheckPasswordAsync(userName, password, cancellationToken);
+        }
+        catch (Exception exception) when (DatabasePools.IsUnreachable(exception))
+        {
+            // A person at a form gets the form back with the reason, not a problem document.
+            return TypedResults.Redirect($"/account/login?unavailable=1&returnUrl={Uri.EscapeDataString(target)}");
+        }
+
         if (user is null)
         {
             return TypedResults.Redirect($"/account/login?failed=1&returnUrl={Uri.EscapeDataString(target)}");
