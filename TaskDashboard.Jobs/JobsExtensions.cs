@@ -60,6 +60,8 @@ public static class JobsExtensions
         builder.Services.AddSingleton<DemoOrders>();
         builder.Services.AddSingleton<WorkerIdentity>();
         builder.Services.AddHostedService<LeaseReaper>();
+        builder.Services.AddSingleton<LeaseChecks>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseChecks>());
         builder.Services.AddSingleton<TaskStore>();
         builder.Services.AddSingleton<TaskInsertBatcher>();
         builder.Services.AddSingleton<TaskSubmitter>();

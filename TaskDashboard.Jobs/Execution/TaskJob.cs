@@ -28,6 +28,7 @@ public sealed class TaskJob(
     WorkerIdentity worker,
     TimeProvider timeProvider,
     TaskDispatcher dispatcher,
+    LeaseChecks leaseChecks,
     IOptions<JobsOptions> options,
     ILogger<TaskJob> logger)
 {
@@ -220,29 +221,35 @@ public sealed class TaskJob(
     private static string Describe(TimeSpan timeout) =>
         timeout.TotalSeconds < 120 ? $"{timeout.TotalSeconds:0.#} s" : $"{timeout.TotalMinutes:0.#} min";
 
-    // Checks for a cancel request every CancellationCheckInterval and renews the lease every
-    // LeaseRenewInterval; stops the attempt when either says so. A check that fails (the database
-    // restarting, say) is tried again at the next interval: the watch stopped at the first failure
-    // before, so after a one-second restart the lease lapsed and the attempt was lost. If the
-    // database stays away longer than the lease, the first check that gets through finds the lease
-    // taken and stops the attempt.
+    // Stops the attempt when its lease is taken or a cancel is asked for: the process's LeaseChecks
+    // look for both every CancellationCheckInterval, for all its attempts in one query, and the
+    // attempt renews its lease every LeaseRenewInterval (the answer says the same two things). A
+    // renewal that fails (the database restarting, say) is tried again at the next interval: the
+    // watch stopped at the first failure before, so after a one-second restart the lease lapsed and
+    // the attempt was lost. If the database stays away longer than the lease, the first check that
+    // gets through finds the lease taken and stops the attempt.
     private async Task WatchAsync(TaskLease lease, AttemptWatch watch, CancellationTokenSource run)
     {
         var settings = options.Value;
-        var lastRenewal = timeProvider.GetTimestamp();
+        using var checks = leaseChecks.Start(lease);
         var failing = false;
         try
         {
             while (!watch.Done)
             {
-                await Task.Delay(settings.CancellationCheckInterval, timeProvider, run.Token);
-                var renew = timeProvider.GetElapsedTime(lastRenewal) >= settings.LeaseRenewInterval;
-                bool held, cancelRequested;
+                var renewal = Task.Delay(settings.LeaseRenewInterval, timeProvider, run.Token);
+                if (await Task.WhenAny(renewal, checks.Stopped) == checks.Stopped)
+                {
+                    await StopAsync(await checks.Stopped);
+                    return;
+                }
+
+                await renewal;
+                LeaseChecks.LeaseState state;
                 try
                 {
-                    (held, cancelRequested) = renew
-                        ? await store.RenewLeaseAsync(lease, settings.LeaseDuration, run.Token)
-                        : await store.CheckLeaseAsync(lease, run.Token);
+                    var (held, cancelRequested) = await store.RenewLeaseAsync(lease, settings.LeaseDuration, run.Token);
+                    state = new LeaseChecks.LeaseState(held, cancelRequested);
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException)
                 {
@@ -256,22 +263,22 @@ public sealed class TaskJob(
                 }
 
                 failing = false;
-                if (renew)
+                if (!state.Held || state.CancelRequested)
                 {
-                    lastRenewal = timeProvider.GetTimestamp();
-                }
-
-                if (!held || cancelRequested)
-                {
-                    watch.LeaseLost = !held;
-                    watch.CancelRequested = cancelRequested;
-                    await run.CancelAsync();
+                    await StopAsync(state);
                     return;
                 }
             }
         }
         catch (OperationCanceledException)
         {
+        }
+
+        async Task StopAsync(LeaseChecks.LeaseState state)
+        {
+            watch.LeaseLost = !state.Held;
+            watch.CancelRequested = state.CancelRequested;
+            await run.CancelAsync();
         }
     }
 

@@ -616,16 +616,30 @@ public sealed class TaskStore(
         return result is bool cancel ? (true, cancel) : (false, false);
     }
 
-    /// <summary>Reads, without writing, whether the lease is still held and whether a cancel was asked for.</summary>
-    public async Task<(bool Held, bool CancelRequested)> CheckLeaseAsync(TaskLease lease, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads, without writing, whether each lease is still held and whether a cancel was asked for
+    /// its task: one result per lease, in order (a task that is gone holds no lease).
+    /// </summary>
+    public async Task<IReadOnlyList<(bool Held, bool CancelRequested)>> CheckLeasesAsync(IReadOnlyList<TaskLease> leases, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
-            SELECT state = 'Running' AND lease_owner = @owner AND attempt = @attempt, cancel_requested_at IS NOT NULL
-            FROM dashboard.tasks WHERE id = @id
+            SELECT coalesce(t.state = 'Running' AND t.lease_owner = i.owner AND t.attempt = i.attempt, false),
+                coalesce(t.cancel_requested_at IS NOT NULL, false)
+            FROM unnest(@ids, @owners, @attempts) WITH ORDINALITY AS i(id, owner, attempt, ord)
+            LEFT JOIN dashboard.tasks t ON t.id = i.id
+            ORDER BY i.ord
             """);
-        AddLease(command.Parameters, lease);
+        command.Parameters.AddWithValue("ids", leases.Select(l => l.TaskId).ToArray());
+        command.Parameters.AddWithValue("owners", leases.Select(l => l.Owner).ToArray());
+        command.Parameters.AddWithValue("attempts", leases.Select(l => l.Attempt).ToArray());
+        var states = new List<(bool, bool)>(leases.Count);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? (reader.GetBoolean(0), reader.GetBoolean(1)) : (false, false);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            states.Add((reader.GetBoolean(0), reader.GetBoolean(1)));
+        }
+
+        return states;
     }
 
     /// <summary>Writes the attempt's progress to its row with its event; false when the lease is lost.</summary>

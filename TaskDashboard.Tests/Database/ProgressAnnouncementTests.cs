@@ -19,7 +19,7 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
     public async Task RowBatch_AnnouncesTheEventOfEachWrittenRow_AfterItIsInTheLog()
     {
         var store = app.Services.GetRequiredService<TaskStore>();
-        var lease = await ClaimNewTaskAsync(store);
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
         await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, lease.TaskId, app.Database);
 
         Assert.Equal([true], store.WriteProgressRows([new ProgressRowWrite(lease, 40, "Exporting", "row", null, DateTimeOffset.UtcNow)]));
@@ -37,7 +37,7 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
         var connectionString = new NpgsqlConnectionStringBuilder(JobsExtensions.ForProgressBatches(app.ConnectionString)) { MaxPoolSize = 1 }.ConnectionString;
         await using var batches = NpgsqlDataSource.Create(connectionString);
         var store = new TaskStore(app.Database, TimeProvider.System, batches);
-        var lease = await ClaimNewTaskAsync(app.Services.GetRequiredService<TaskStore>());
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
         await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, lease.TaskId);
         Assert.Equal([true], store.WriteProgressRows([new ProgressRowWrite(lease, 10, "Exporting", "logged", null, DateTimeOffset.UtcNow)]));
         Assert.Single(await listener.WaitForAsync(1));
@@ -63,9 +63,8 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
         var builder = new NpgsqlConnectionStringBuilder(JobsExtensions.ForProgressBatches(app.ConnectionString)) { MaxPoolSize = 1 };
         builder.Options = $"{builder.Options} -c synchronous_commit=on";
         await using var batches = NpgsqlDataSource.Create(builder.ConnectionString);
-        var appStore = app.Services.GetRequiredService<TaskStore>();
         var store = new TaskStore(app.Database, TimeProvider.System, batches);
-        var lease = await ClaimNewTaskAsync(appStore);
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
         await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, lease.TaskId);
 
         Assert.Equal([true], store.AppendProgressEvents([new ProgressEventWrite(lease, 10, "Exporting", "announced", DateTimeOffset.UtcNow)]));
@@ -80,7 +79,7 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
     public async Task EveryAnnouncement_NamesTheTasksOwner_AlsoWhenCutToTheIds()
     {
         var store = app.Services.GetRequiredService<TaskStore>();
-        var lease = await ClaimNewTaskAsync(store);
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
         var owner = (await store.GetForExecutionAsync(lease.TaskId, Ct))!.OwnerId;
         await using var listener = await ProgressNotificationListener.StartAsync(app.ConnectionString, lease.TaskId, everyType: true);
 
@@ -95,13 +94,5 @@ public sealed class ProgressAnnouncementTests(TaskDashboardApp app) : IClassFixt
         var heard = listener.Heard.ToArray();
         Assert.All(heard, notification => Assert.Equal(owner, notification.OwnerId));
         Assert.Equal(["progress", null], heard.Where(n => n.Type is "progress" or null).Select(n => n.Type));
-    }
-
-    private async Task<TaskLease> ClaimNewTaskAsync(TaskStore store)
-    {
-        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
-        await app.WaitForJobIdAsync(task.Id, Ct);
-        var running = await store.TryClaimAsync(task.Id, "worker-a", TimeSpan.FromMinutes(1), Ct);
-        return new TaskLease(task.Id, "worker-a", running!.Attempt);
     }
 }

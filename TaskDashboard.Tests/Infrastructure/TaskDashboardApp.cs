@@ -192,6 +192,16 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         return jobId!;
     }
 
+    /// <summary>Submits an export and, once it is dispatched, claims it as worker <paramref name="owner"/> would: the test plays the worker through the store.</summary>
+    public async Task<TaskLease> ClaimNewExportAsync(string owner, CancellationToken cancellationToken)
+    {
+        var store = Services.GetRequiredService<TaskStore>();
+        var task = await CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", cancellationToken);
+        await WaitForJobIdAsync(task.Id, cancellationToken);
+        var running = await store.TryClaimAsync(task.Id, owner, TimeSpan.FromMinutes(1), cancellationToken);
+        return new TaskLease(task.Id, owner, running!.Attempt);
+    }
+
     // What a timeout message needs to explain a stuck task: its row and its Hangfire job.
     private async Task<string> DescribeAsync(Guid id, CancellationToken cancellationToken)
     {

@@ -8,7 +8,7 @@ using TaskDashboard.Tests.Infrastructure;
 namespace TaskDashboard.Tests.Tasks;
 
 /// <summary>
-/// Leases on real PostgreSQL, in the API-only app (its dispatcher and lease reaper run; no worker
+/// Leases on real PostgreSQL, in the API-only app (its dispatcher, lease reaper and lease checks run; no worker
 /// takes the tasks, so the test plays the workers through the store).
 /// </summary>
 [Collection(AppCollection.Name)]
@@ -50,15 +50,7 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
     public async Task WriteProgressRows_WritesEachRowWithItsEvent_AndRefusesOnlyTheLostLease_InOneBatch()
     {
         var store = app.Services.GetRequiredService<TaskStore>();
-        var client = app.CreateClient();
-        var leases = new List<TaskLease>();
-        foreach (var _ in Enumerable.Range(0, 2))
-        {
-            var task = await client.SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
-            await app.WaitForJobIdAsync(task.Id, Ct);
-            var claimed = await store.TryClaimAsync(task.Id, "worker-a", TimeSpan.FromMinutes(1), Ct);
-            leases.Add(new TaskLease(task.Id, "worker-a", claimed!.Attempt));
-        }
+        TaskLease[] leases = [await app.ClaimNewExportAsync("worker-a", Ct), await app.ClaimNewExportAsync("worker-a", Ct)];
 
         Assert.True(store.Checkpoint(leases[0], """{"lastId":5}""", 5, "Exporting", "checkpoint"));
         var now = DateTimeOffset.UtcNow;
@@ -166,5 +158,30 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         var events = await store.GetEventsAsync(task.Id, 0, Ct);
         Assert.Contains(events, e => e.Type == "redispatched");
         Assert.Equal(TaskState.Pending, (await store.GetForExecutionAsync(task.Id, Ct))!.State);
+    }
+
+    [Fact]
+    public async Task OneQueryChecksEveryAttempt_AndStopsOnlyTheCancelledOne_AndOneWhoseLeaseIsNotHeld()
+    {
+        var checks = app.Services.GetRequiredService<LeaseChecks>();
+        var client = app.CreateClient();
+        TaskLease[] leases = [await app.ClaimNewExportAsync("worker-a", Ct), await app.ClaimNewExportAsync("worker-a", Ct), await app.ClaimNewExportAsync("worker-a", Ct)];
+
+        using var cancelled = checks.Start(leases[0]);
+        using var untouched = checks.Start(leases[1]);
+        using var alsoUntouched = checks.Start(leases[2]);
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(checks.LastCheckedCount == 3), "one check of all three attempts", Ct);
+
+        (await client.PostAsync($"/api/tasks/{leases[0].TaskId}/cancel", null, Ct)).EnsureSuccessStatusCode();
+        Assert.Equal(new LeaseChecks.LeaseState(Held: true, CancelRequested: true), await cancelled.Stopped.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+
+        // An attempt whose lease another worker holds (here: an attempt number that is not the task's).
+        using var zombie = checks.Start(leases[2] with { Attempt = leases[2].Attempt + 1 });
+        Assert.Equal(new LeaseChecks.LeaseState(Held: false, CancelRequested: false), await zombie.Stopped.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+
+        // The stopped ones are no longer checked; the two others run on.
+        await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(checks.LastCheckedCount == 2), "a check of the two others alone", Ct);
+        Assert.False(untouched.Stopped.IsCompleted);
+        Assert.False(alsoUntouched.Stopped.IsCompleted);
     }
 }

@@ -92,6 +92,7 @@ internal static class LiveBench
 
         Console.WriteLine(string.Create(Invariant, $"measured round starts at {DateTimeOffset.UtcNow:HH:mm:ss.fff}"));
         floor?.Measure();
+        var transactionsBefore = postgres is null ? 0 : await TransactionsAsync(postgres);
         var cpuBefore = CpuTimes.Read();
         var roundStarted = Stopwatch.GetTimestamp();
         var timeline = new Timeline();
@@ -106,6 +107,8 @@ internal static class LiveBench
         }
         var roundSeconds = Stopwatch.GetElapsedTime(roundStarted).TotalSeconds;
         var busy = CpuTimes.Read().BusyShareSince(cpuBefore);
+        // (Backends report their counts at most once a second: over a 25-s round that is noise.)
+        double? transactionsPerSecond = postgres is null ? null : (await TransactionsAsync(postgres) - transactionsBefore) / roundSeconds;
         var kdamond = CpuTimes.KdamondOn();
         var (floorLatencies, notified, notifiedByStage) = floor?.Take() ?? ([], [], []);
         List<(string, List<double>)> rows = [("SSE", sse), ("SignalR", signalR), ("polling every 2 s (baseline)", polling)];
@@ -151,6 +154,10 @@ internal static class LiveBench
         }
 
         Console.WriteLine(string.Create(Invariant, $"{load}, started over {spreadMs} ms, reporting at once: round {roundSeconds:F1} s, machine CPU {busy:P0} busy"));
+        if (transactionsPerSecond is { } tps)
+        {
+            Console.WriteLine(string.Create(Invariant, $"PostgreSQL: {tps:F0} transactions a second during the round (pg_stat_database, every process's)"));
+        }
         if (floorLatencies.Count > 0)
         {
             Console.WriteLine(string.Create(Invariant,
@@ -180,6 +187,7 @@ internal static class LiveBench
             ownerHubs = ownerHubCount,
             roundSeconds,
             machineCpuBusy = busy,
+            transactionsPerSecond,
             kdamondOn = kdamond,
             results = rows.Select(r => new
             {
@@ -440,6 +448,15 @@ internal static class LiveBench
         {
             public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         }
+    }
+
+    // Transactions committed or rolled back in the whole cluster so far.
+    private static async Task<long> TransactionsAsync(string connectionString)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand("SELECT sum(xact_commit + xact_rollback)::bigint FROM pg_stat_database", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 
     private static double Percentile(List<double> sorted, double q) =>
