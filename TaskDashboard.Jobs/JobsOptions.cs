@@ -52,7 +52,7 @@ public sealed class JobsOptions
     [Range(1, 64)]
     public int DispatchConcurrency { get; set; } = 2;
 
-    /// <summary>How often a running task checks whether its cancellation was requested.</summary>
+    /// <summary>How often each process checks its running tasks for cancel requests and lost leases, and renews their due leases (one statement for all of them: <see cref="Execution.LeaseChecks"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -96,7 +96,7 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan DatabaseRetryInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>How often a running task renews its lease (well under <see cref="LeaseDuration"/>).</summary>
+    /// <summary>How often a running task's lease is renewed, at the process's first check after it (well under <see cref="LeaseDuration"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(3);
 

@@ -6,10 +6,12 @@ using TaskDashboard.Jobs.Tasks;
 namespace TaskDashboard.Jobs.Execution;
 
 /// <summary>
-/// Checks every running attempt of this process for a cancel request and for its lease, all in one
-/// query every <see cref="JobsOptions.CancellationCheckInterval"/>: one statement a second per
-/// process however many tasks it runs, instead of one per task (100 running tasks made a quarter
-/// of a busy round's transactions). Each attempt still renews its own lease (see <see cref="TaskJob"/>).
+/// Watches every running attempt of this process, all in one statement every
+/// <see cref="JobsOptions.CancellationCheckInterval"/>: whether a cancel was asked for and whether
+/// the attempt still holds its lease, renewing the leases last renewed a
+/// <see cref="JobsOptions.LeaseRenewInterval"/> ago or more. One statement a second per process
+/// however many tasks it runs, instead of one per task (100 running tasks made a quarter of a busy
+/// round's transactions).
 /// </summary>
 public sealed class LeaseChecks(TaskStore store, TimeProvider timeProvider, IOptions<JobsOptions> options, ILogger<LeaseChecks> logger) : BackgroundService
 {
@@ -19,10 +21,10 @@ public sealed class LeaseChecks(TaskStore store, TimeProvider timeProvider, IOpt
     /// <summary>How many attempts the last check covered (one query for all of them).</summary>
     public int LastCheckedCount { get; private set; }
 
-    /// <summary>Watches <paramref name="lease"/> until the returned watch is disposed.</summary>
+    /// <summary>Watches <paramref name="lease"/>, just claimed or renewed, until the returned watch is disposed.</summary>
     public Watch Start(TaskLease lease)
     {
-        var watch = new Watch(this, lease);
+        var watch = new Watch(this, lease, timeProvider.GetTimestamp());
         lock (gate)
         {
             watched.Add(watch);
@@ -52,11 +54,21 @@ public sealed class LeaseChecks(TaskStore store, TimeProvider timeProvider, IOpt
 
                 try
                 {
-                    var states = await store.CheckLeasesAsync([.. watches.Select(w => w.Lease)], stoppingToken);
+                    var settings = options.Value;
+                    var asked = timeProvider.GetTimestamp();
+                    var states = await store.CheckLeasesAsync(
+                        [.. watches.Select(w => (w.Lease, timeProvider.GetElapsedTime(w.RenewedAt) >= settings.LeaseRenewInterval))],
+                        settings.LeaseDuration,
+                        stoppingToken);
                     LastCheckedCount = watches.Length;
                     failing = false;
                     for (var i = 0; i < watches.Length; i++)
                     {
+                        if (states[i].Renewed)
+                        {
+                            watches[i].RenewedAt = asked;
+                        }
+
                         if (!states[i].Held || states[i].CancelRequested)
                         {
                             watches[i].Stop(new LeaseState(states[i].Held, states[i].CancelRequested));
@@ -65,8 +77,9 @@ public sealed class LeaseChecks(TaskStore store, TimeProvider timeProvider, IOpt
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException)
                 {
-                    // The database restarting, say: tried again at the next tick. If it stays away
-                    // longer than a lease, the first check that gets through finds the leases taken.
+                    // The database restarting, say: tried again at the next tick (the leases last
+                    // for Jobs:LeaseDuration meanwhile). If it stays away longer than that, the first
+                    // check that gets through finds the leases taken.
                     if (!failing)
                     {
                         Log.LeaseChecksFailed(logger, exception, watches.Length);
@@ -92,11 +105,14 @@ public sealed class LeaseChecks(TaskStore store, TimeProvider timeProvider, IOpt
     public sealed record LeaseState(bool Held, bool CancelRequested);
 
     /// <summary>One attempt's watch: <see cref="Stopped"/> completes when the attempt must stop.</summary>
-    public sealed class Watch(LeaseChecks checks, TaskLease lease) : IDisposable
+    public sealed class Watch(LeaseChecks checks, TaskLease lease, long renewedAt) : IDisposable
     {
         private readonly TaskCompletionSource<LeaseState> stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public TaskLease Lease => lease;
+
+        /// <summary>When the lease was last extended (a <see cref="TimeProvider"/> timestamp; only the checks' loop writes it).</summary>
+        internal long RenewedAt { get; set; } = renewedAt;
 
         public Task<LeaseState> Stopped => stopped.Task;
 

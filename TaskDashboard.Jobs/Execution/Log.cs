@@ -30,9 +30,6 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskId} attempt {Attempt} failed; retrying in {Delay}")]
     public static partial void RetryScheduled(ILogger logger, Exception exception, Guid taskId, int attempt, TimeSpan delay);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Lease renewal of task {TaskId} failed; trying again at every interval")]
-    public static partial void WatchFailed(ILogger logger, Exception exception, Guid taskId);
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "Checking the leases and cancel requests of {Count} running tasks failed; trying again at every interval")]
     public static partial void LeaseChecksFailed(ILogger logger, Exception exception, int count);
 

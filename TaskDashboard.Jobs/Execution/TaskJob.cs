@@ -126,7 +126,6 @@ public sealed class TaskJob(
         }
         finally
         {
-            watch.Done = true;
             await run.CancelAsync();
             await watcher;
             if (settings.ConcurrencyLimits.ContainsKey(task.Kind))
@@ -221,70 +220,28 @@ public sealed class TaskJob(
     private static string Describe(TimeSpan timeout) =>
         timeout.TotalSeconds < 120 ? $"{timeout.TotalSeconds:0.#} s" : $"{timeout.TotalMinutes:0.#} min";
 
-    // Stops the attempt when its lease is taken or a cancel is asked for: the process's LeaseChecks
-    // look for both every CancellationCheckInterval, for all its attempts in one query, and the
-    // attempt renews its lease every LeaseRenewInterval (the answer says the same two things). A
-    // renewal that fails (the database restarting, say) is tried again at the next interval: the
-    // watch stopped at the first failure before, so after a one-second restart the lease lapsed and
-    // the attempt was lost. If the database stays away longer than the lease, the first check that
+    // Stops the attempt when its lease is taken or a cancel is asked for. The process's LeaseChecks
+    // look for both every CancellationCheckInterval, for all its attempts in one statement, and
+    // renew the leases as they go. A check that fails (the database restarting, say) is tried again
+    // at the next interval; if the database stays away longer than the lease, the first check that
     // gets through finds the lease taken and stops the attempt.
     private async Task WatchAsync(TaskLease lease, AttemptWatch watch, CancellationTokenSource run)
     {
-        var settings = options.Value;
         using var checks = leaseChecks.Start(lease);
-        var failing = false;
         try
         {
-            while (!watch.Done)
-            {
-                var renewal = Task.Delay(settings.LeaseRenewInterval, timeProvider, run.Token);
-                if (await Task.WhenAny(renewal, checks.Stopped) == checks.Stopped)
-                {
-                    await StopAsync(await checks.Stopped);
-                    return;
-                }
-
-                await renewal;
-                LeaseChecks.LeaseState state;
-                try
-                {
-                    var (held, cancelRequested) = await store.RenewLeaseAsync(lease, settings.LeaseDuration, run.Token);
-                    state = new LeaseChecks.LeaseState(held, cancelRequested);
-                }
-                catch (Exception exception) when (exception is not OperationCanceledException)
-                {
-                    if (!failing)
-                    {
-                        Log.WatchFailed(logger, exception, lease.TaskId);
-                        failing = true;
-                    }
-
-                    continue;
-                }
-
-                failing = false;
-                if (!state.Held || state.CancelRequested)
-                {
-                    await StopAsync(state);
-                    return;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        async Task StopAsync(LeaseChecks.LeaseState state)
-        {
+            var state = await checks.Stopped.WaitAsync(run.Token);
             watch.LeaseLost = !state.Held;
             watch.CancelRequested = state.CancelRequested;
             await run.CancelAsync();
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
     private sealed class AttemptWatch
     {
-        public volatile bool Done;
         public volatile bool LeaseLost;
         public volatile bool CancelRequested;
     }

@@ -601,42 +601,50 @@ public sealed class TaskStore(
             cancellationToken,
             on);
 
-    /// <summary>Extends the lease; returns whether it is still held and whether a cancel was asked for.</summary>
-    public async Task<(bool Held, bool CancelRequested)> RenewLeaseAsync(TaskLease lease, TimeSpan leaseDuration, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("""
-            UPDATE dashboard.tasks SET lease_expires_at = @now + @lease
-            WHERE id = @id AND state = 'Running' AND lease_owner = @owner AND attempt = @attempt
-            RETURNING cancel_requested_at IS NOT NULL
-            """);
-        AddLease(command.Parameters, lease);
-        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
-        command.Parameters.AddWithValue("lease", leaseDuration);
-        var result = await command.ExecuteScalarAsync(cancellationToken);
-        return result is bool cancel ? (true, cancel) : (false, false);
-    }
-
     /// <summary>
-    /// Reads, without writing, whether each lease is still held and whether a cancel was asked for
-    /// its task: one result per lease, in order (a task that is gone holds no lease).
+    /// Reads whether each lease is still held and whether a cancel was asked for its task, and
+    /// extends the leases marked <c>Renew</c> to <paramref name="leaseDuration"/> from now, in one
+    /// statement: one result per lease, in order (a task that is gone holds no lease).
     /// </summary>
-    public async Task<IReadOnlyList<(bool Held, bool CancelRequested)>> CheckLeasesAsync(IReadOnlyList<TaskLease> leases, CancellationToken cancellationToken)
+    /// <remarks>
+    /// A lease whose row another statement has locked (a progress batch writing it, say) is not
+    /// renewed this time (<c>Renewed</c> false; try again): a renewal never waits for a row lock, so
+    /// it cannot deadlock with the progress batches, which lock several of the same rows in their
+    /// own order.
+    /// </remarks>
+    public async Task<IReadOnlyList<(bool Held, bool CancelRequested, bool Renewed)>> CheckLeasesAsync(
+        IReadOnlyList<(TaskLease Lease, bool Renew)> leases, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
-            SELECT coalesce(t.state = 'Running' AND t.lease_owner = i.owner AND t.attempt = i.attempt, false),
-                coalesce(t.cancel_requested_at IS NOT NULL, false)
-            FROM unnest(@ids, @owners, @attempts) WITH ORDINALITY AS i(id, owner, attempt, ord)
+            WITH input AS (
+                SELECT * FROM unnest(@ids, @owners, @attempts, @renew) WITH ORDINALITY AS i(id, owner, attempt, renew, ord)),
+            renewable AS (
+                SELECT t.id FROM dashboard.tasks t JOIN input i ON i.id = t.id AND i.renew
+                WHERE t.state = 'Running' AND t.lease_owner = i.owner AND t.attempt = i.attempt
+                FOR UPDATE OF t SKIP LOCKED),
+            renewed AS (
+                UPDATE dashboard.tasks t SET lease_expires_at = @now + @lease
+                FROM renewable r WHERE t.id = r.id
+                RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel_requested)
+            SELECT r.id IS NOT NULL OR coalesce(t.state = 'Running' AND t.lease_owner = i.owner AND t.attempt = i.attempt, false),
+                coalesce(r.cancel_requested, t.cancel_requested_at IS NOT NULL, false),
+                r.id IS NOT NULL
+            FROM input i
             LEFT JOIN dashboard.tasks t ON t.id = i.id
+            LEFT JOIN renewed r ON r.id = i.id
             ORDER BY i.ord
             """);
-        command.Parameters.AddWithValue("ids", leases.Select(l => l.TaskId).ToArray());
-        command.Parameters.AddWithValue("owners", leases.Select(l => l.Owner).ToArray());
-        command.Parameters.AddWithValue("attempts", leases.Select(l => l.Attempt).ToArray());
-        var states = new List<(bool, bool)>(leases.Count);
+        command.Parameters.AddWithValue("ids", leases.Select(l => l.Lease.TaskId).ToArray());
+        command.Parameters.AddWithValue("owners", leases.Select(l => l.Lease.Owner).ToArray());
+        command.Parameters.AddWithValue("attempts", leases.Select(l => l.Lease.Attempt).ToArray());
+        command.Parameters.AddWithValue("renew", leases.Select(l => l.Renew).ToArray());
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        command.Parameters.AddWithValue("lease", leaseDuration);
+        var states = new List<(bool, bool, bool)>(leases.Count);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            states.Add((reader.GetBoolean(0), reader.GetBoolean(1)));
+            states.Add((reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2)));
         }
 
         return states;
@@ -1060,13 +1068,6 @@ public sealed class TaskStore(
                 parameters?.Invoke(p);
             },
             cancellationToken);
-
-    private static void AddLease(NpgsqlParameterCollection parameters, TaskLease lease)
-    {
-        parameters.AddWithValue("id", lease.TaskId);
-        parameters.AddWithValue("owner", lease.Owner);
-        parameters.AddWithValue("attempt", lease.Attempt);
-    }
 
     // One statement per transition: the conditional UPDATE bumps the task's event sequence and the
     // CTE appends the event with that number, so a task's row and its log never disagree.

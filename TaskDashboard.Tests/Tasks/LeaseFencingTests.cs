@@ -95,7 +95,7 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         Assert.Null(await store.FailAsync(zombieLease, "zombie error", Ct));
         Assert.Null(await store.ScheduleRetryAsync(zombieLease, "zombie error", TimeSpan.Zero, Ct));
         Assert.Null(await store.CompleteCancellationAsync(zombieLease, Ct));
-        Assert.Equal((false, false), await store.RenewLeaseAsync(zombieLease, TimeSpan.FromMinutes(1), Ct));
+        Assert.Equal([(false, false, false)], await store.CheckLeasesAsync([(zombieLease, true)], TimeSpan.FromMinutes(1), Ct));
         var after = (await store.GetForExecutionAsync(task.Id, Ct))!;
         Assert.Equal(TaskState.Running, after.State);
         Assert.Equal("successor", after.LeaseOwner);
@@ -183,5 +183,32 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         await TaskDashboardApp.WaitUntilAsync(() => Task.FromResult(checks.LastCheckedCount == 2), "a check of the two others alone", Ct);
         Assert.False(untouched.Stopped.IsCompleted);
         Assert.False(alsoUntouched.Stopped.IsCompleted);
+    }
+
+    [Fact]
+    public async Task CheckLeases_RenewsOnlyTheLeasesItIsAskedTo_AndSkipsARowAnotherTransactionHoldsLocked()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        TaskLease[] leases = [await app.ClaimNewExportAsync("worker-a", Ct), await app.ClaimNewExportAsync("worker-a", Ct), await app.ClaimNewExportAsync("worker-a", Ct)];
+        async Task<DateTimeOffset> ExpiresAsync(TaskLease lease) => (await store.GetForExecutionAsync(lease.TaskId, Ct))!.LeaseExpiresAt!.Value;
+        var before = new[] { await ExpiresAsync(leases[0]), await ExpiresAsync(leases[1]), await ExpiresAsync(leases[2]) };
+
+        // The third task's row is locked by another transaction (as a progress batch writing it would).
+        await using var other = await app.Database.OpenConnectionAsync(Ct);
+        await using var transaction = await other.BeginTransactionAsync(Ct);
+        await using (var lockRow = new Npgsql.NpgsqlCommand("SELECT 1 FROM dashboard.tasks WHERE id = @id FOR UPDATE", other, transaction))
+        {
+            lockRow.Parameters.AddWithValue("id", leases[2].TaskId);
+            await lockRow.ExecuteScalarAsync(Ct);
+        }
+
+        var states = await store.CheckLeasesAsync([(leases[0], true), (leases[1], false), (leases[2], true)], TimeSpan.FromHours(1), Ct);
+
+        // Renewed, checked only, and skipped without waiting: all three still held.
+        Assert.Equal([(true, false, true), (true, false, false), (true, false, false)], states);
+        await transaction.RollbackAsync(Ct);
+        Assert.True(await ExpiresAsync(leases[0]) > before[0].AddMinutes(30));
+        Assert.Equal(before[1], await ExpiresAsync(leases[1]));
+        Assert.Equal(before[2], await ExpiresAsync(leases[2]));
     }
 }
