@@ -116,6 +116,12 @@ public sealed class LeaseChecks(TaskStore store, TimeProvider timeProvider, IOpt
 
         public Task<LeaseState> Stopped => stopped.Task;
 
+        /// <summary>Whether the attempt was stopped because another worker holds its task now.</summary>
+        public bool LeaseLost => Stopped is { IsCompletedSuccessfully: true, Result.Held: false };
+
+        /// <summary>Whether the attempt was stopped because a cancel was asked for.</summary>
+        public bool CancelRequested => Stopped is { IsCompletedSuccessfully: true, Result.CancelRequested: true };
+
         internal void Stop(LeaseState state)
         {
             if (stopped.TrySetResult(state))

@@ -63,8 +63,8 @@ public sealed class TaskJob(
         var timeout = task.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : kind.DefaultTimeout;
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         run.CancelAfter(timeout);
-        var watch = new AttemptWatch();
-        var watcher = WatchAsync(lease, watch, run);
+        using var watch = leaseChecks.Start(lease);
+        var watcher = StopWhenToldAsync(watch, run);
         Log.Started(logger, taskId, task.Attempt, worker.Id);
         try
         {
@@ -225,25 +225,16 @@ public sealed class TaskJob(
     // renew the leases as they go. A check that fails (the database restarting, say) is tried again
     // at the next interval; if the database stays away longer than the lease, the first check that
     // gets through finds the lease taken and stops the attempt.
-    private async Task WatchAsync(TaskLease lease, AttemptWatch watch, CancellationTokenSource run)
+    private static async Task StopWhenToldAsync(LeaseChecks.Watch watch, CancellationTokenSource run)
     {
-        using var checks = leaseChecks.Start(lease);
         try
         {
-            var state = await checks.Stopped.WaitAsync(run.Token);
-            watch.LeaseLost = !state.Held;
-            watch.CancelRequested = state.CancelRequested;
+            await watch.Stopped.WaitAsync(run.Token);
             await run.CancelAsync();
         }
         catch (OperationCanceledException)
         {
         }
-    }
-
-    private sealed class AttemptWatch
-    {
-        public volatile bool LeaseLost;
-        public volatile bool CancelRequested;
     }
 }
 
