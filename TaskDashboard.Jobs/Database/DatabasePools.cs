@@ -7,12 +7,13 @@ namespace TaskDashboard.Jobs.Database;
 
 /// <summary>
 /// This process's connection pools, and what a lost database looks like. Npgsql keeps idle pooled
-/// connections after PostgreSQL restarts (or fails over, or a network drops them), and each fails
-/// once on its next use with <c>57P01 terminating connection due to administrator command</c>
-/// (npgsql/npgsql#5073): after a one-second restart a running task's lease check and progress
-/// write, and every API request, could each draw a dead connection. The listeners see a restart
-/// the moment it happens (their connection ends) and clear every pool, so that the connections
-/// opened afterwards are new ones.
+/// connections after PostgreSQL restarts (or fails over, or a network drops them) and hands them
+/// out as if they were alive (npgsql/npgsql#5073): after a one-second restart a running task's
+/// lease check and progress write, and every API request, could each draw a dead connection. (When
+/// a statement on one fails with <c>57P01 terminating connection due to administrator command</c>,
+/// Npgsql 10 closes that pool's other idle connections itself, but not reliably enough to count on:
+/// see the notes of #4.) The listeners see a restart the moment it happens (their connection ends)
+/// and clear every pool, so that the connections opened afterwards are new ones.
 /// </summary>
 public sealed class DatabasePools(
     NpgsqlDataSource main,
