@@ -11,9 +11,10 @@ namespace TaskDashboard.Jobs.Database;
 /// out as if they were alive (npgsql/npgsql#5073): after a one-second restart a running task's
 /// lease check and progress write, and every API request, could each draw a dead connection. (When
 /// a statement on one fails with <c>57P01 terminating connection due to administrator command</c>,
-/// Npgsql 10 closes that pool's other idle connections itself, but not reliably enough to count on:
-/// see the notes of #4.) The listeners see a restart the moment it happens (their connection ends)
-/// and clear every pool, so that the connections opened afterwards are new ones.
+/// Npgsql 10 closes that pool's other idle connections itself; but a test that ended 60 idle
+/// backends and then sent three requests saw a later request fail too, now and then.) The listeners
+/// see a restart the moment it happens (their connection ends) and clear every pool, so that the
+/// connections opened afterwards are new ones.
 /// </summary>
 public sealed class DatabasePools(
     NpgsqlDataSource main,
