@@ -198,7 +198,7 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
         var store = Services.GetRequiredService<TaskStore>();
         var task = await CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", cancellationToken);
         await WaitForJobIdAsync(task.Id, cancellationToken);
-        var running = await store.TryClaimAsync(task.Id, owner, TimeSpan.FromMinutes(1), cancellationToken);
+        var running = await store.TryClaimAsync(task.Id, owner, TimeSpan.FromMinutes(5), cancellationToken);
         return new TaskLease(task.Id, owner, running!.Attempt);
     }
 

@@ -25,7 +25,7 @@ public sealed class HubSlowClientTests(SendTimeoutKestrelApp app) : IClassFixtur
         var store = app.Services.GetRequiredService<TaskStore>();
         var forwarder = app.Services.GetRequiredService<HubTaskForwarder>();
         var client = app.CreateClient();
-        var lease = await HubReplay.ClaimNewTaskAsync(app, client);
+        var lease = await app.ClaimNewExportAsync("hub-test", Ct);
         var taskId = lease.TaskId;
         var watchesBefore = forwarder.Watches;
 
