@@ -960,7 +960,7 @@ public sealed class TaskStore(
     public Task<TaskItem?> RequeueAsync(TaskLease lease, string reason, CancellationToken cancellationToken) =>
         FencedAsync(
             lease,
-            set: "state = 'Pending', stage = 'Queued', message = @reason, lease_owner = NULL, lease_expires_at = NULL",
+            set: "state = 'Pending', stage = 'Queued', message = @reason, lease_owner = NULL, lease_expires_at = NULL, enqueued_at = @now",
             eventType: "'requeued'",
             p => p.AddWithValue("reason", reason),
             cancellationToken);
@@ -1016,16 +1016,18 @@ public sealed class TaskStore(
     }
 
     /// <summary>
-    /// Tasks waiting with a Hangfire job for longer than <paramref name="olderThan"/>: candidates for a
-    /// job that was lost (deleted in the dashboard, or ended without starting the task).
+    /// Tasks that have waited on their Hangfire job for longer than <paramref name="olderThan"/>:
+    /// candidates for a job that was lost (deleted in the dashboard, or ended without starting the
+    /// task). Read by when each began waiting on its job (<c>enqueued_at</c>, migration 0012), not by
+    /// <c>updated_at</c>: an index on a column the progress writes change would keep them from being
+    /// written in place.
     /// </summary>
     public async Task<IReadOnlyList<(Guid Id, string JobId)>> FindLongWaitingAsync(TimeSpan olderThan, int limit, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
             SELECT id, hangfire_job_id FROM dashboard.tasks
-            WHERE state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL
-              AND updated_at < @before AND (scheduled_at IS NULL OR scheduled_at < @before)
-            ORDER BY updated_at LIMIT @limit
+            WHERE state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL AND enqueued_at < @before
+            ORDER BY enqueued_at LIMIT @limit
             """);
         command.Parameters.AddWithValue("before", timeProvider.GetUtcNow() - olderThan);
         command.Parameters.AddWithValue("limit", limit);

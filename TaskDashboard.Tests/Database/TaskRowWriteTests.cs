@@ -1,0 +1,90 @@
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Tasks;
+using TaskDashboard.Tests.Infrastructure;
+
+namespace TaskDashboard.Tests.Database;
+
+/// <summary>
+/// A running task's row is written up to twice a second: those writes change no indexed column, so
+/// PostgreSQL writes them in place on the row's page (HOT updates) instead of adding an entry to every
+/// index of the table; and the lost-job check reads how long a task has waited on its job, which those
+/// writes do not touch (migration 0012).
+/// </summary>
+[Collection(AppCollection.Name)]
+public sealed class TaskRowWriteTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ProgressRowWrites_AreHotUpdates()
+    {
+        const int writes = 10;
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
+        var before = await HotUpdatesAsync();
+
+        // The batches on a session of their own, closed at the end: a backend reports its table
+        // statistics when it exits (otherwise only some seconds after it went idle).
+        await using (var batches = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(JobsExtensions.ForProgressBatches(app.ConnectionString)) { MaxPoolSize = 1 }.ConnectionString))
+        {
+            var store = new TaskStore(app.Database, TimeProvider.System, batches);
+            for (var i = 1; i <= writes; i++)
+            {
+                Assert.Equal([true], store.WriteProgressRows([new ProgressRowWrite(lease, i * 5, $"Stage {i % 3}", $"write {i}", """{"offset":1}""", DateTimeOffset.UtcNow)]));
+            }
+        }
+
+        // The first write may find its row's page full and move the row to another page; the rest
+        // fit beside it. With an index on any column they set, none is written in place.
+        await TaskDashboardApp.WaitUntilAsync(async () => await HotUpdatesAsync() - before >= writes - 1, $"at least {writes - 1} of {writes} writes counted as HOT updates", Ct);
+    }
+
+    [Fact]
+    public async Task LostJobCheck_CountsTheWaitFromWhenTheTaskGotItsJob_NotFromItsLastUpdate()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        await app.WaitForJobIdAsync(task.Id, Ct);
+
+        // Submitted an hour ago, given its job just now (a backlog drained late): not yet long waiting.
+        await SetAsync(task.Id, "updated_at = now() - interval '1 hour', created_at = now() - interval '1 hour'");
+        Assert.DoesNotContain(await LongWaitingAsync(store), w => w.Id == task.Id);
+
+        // Given its job an hour ago.
+        await SetAsync(task.Id, "enqueued_at = now() - interval '1 hour'");
+        Assert.Contains(await LongWaitingAsync(store), w => w.Id == task.Id);
+    }
+
+    [Fact]
+    public async Task TaskHandedBackToItsJob_StartsWaitingOnItAgain()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
+        await SetAsync(lease.TaskId, "enqueued_at = now() - interval '1 hour'");
+
+        // A worker shutting down hands the task back; Hangfire re-queues the same job.
+        Assert.NotNull(await store.RequeueAsync(lease, "shutting down", Ct));
+
+        var requeued = (await store.GetForExecutionAsync(lease.TaskId, Ct))!;
+        Assert.Equal((TaskState.Pending, lease.TaskId), (requeued.State, requeued.Id));
+        Assert.NotNull(requeued.HangfireJobId);
+        Assert.DoesNotContain(await LongWaitingAsync(store), w => w.Id == lease.TaskId);
+    }
+
+    private static Task<IReadOnlyList<(Guid Id, string JobId)>> LongWaitingAsync(TaskStore store) =>
+        store.FindLongWaitingAsync(TimeSpan.FromMinutes(1), 1_000, Ct);
+
+    private async Task SetAsync(Guid id, string set)
+    {
+        await using var command = app.Database.CreateCommand($"UPDATE dashboard.tasks SET {set} WHERE id = $1");
+        command.Parameters.AddWithValue(id);
+        Assert.Equal(1, await command.ExecuteNonQueryAsync(Ct));
+    }
+
+    private async Task<long> HotUpdatesAsync()
+    {
+        await using var command = app.Database.CreateCommand("SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'dashboard.tasks'::regclass");
+        return (long)(await command.ExecuteScalarAsync(Ct))!;
+    }
+}
