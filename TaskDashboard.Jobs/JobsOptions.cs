@@ -100,13 +100,14 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(3);
 
-    /// <summary>How often each process looks for expired leases of dead workers.</summary>
+    /// <summary>How often each process looks for expired leases of dead workers, and for tasks whose job may be lost.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan LeaseCheckInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// How long a task may wait with a Hangfire job before that job's state is checked; a job that is
-    /// gone or ended without running the task is replaced.
+    /// How long a task may wait with a Hangfire job before that job's state is checked, and again
+    /// between checks while the job is still queued; a job that is gone or ended without running the
+    /// task is replaced.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan LostJobAfter { get; set; } = TimeSpan.FromMinutes(2);

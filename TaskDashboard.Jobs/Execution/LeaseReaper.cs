@@ -77,12 +77,14 @@ public sealed class LeaseReaper(
         }
 
         var requeued = 0;
+        var stillWaiting = new List<(Guid, string)>();
         using var connection = jobStorage.GetConnection();
         foreach (var (id, jobId) in waiting)
         {
             var state = connection.GetJobData(jobId)?.State;
             if (state is not null && StillWaiting.Contains(state))
             {
+                stillWaiting.Add((id, jobId));
                 continue;
             }
 
@@ -91,6 +93,13 @@ public sealed class LeaseReaper(
                 Log.LostJobRequeued(logger, id, jobId, state ?? "missing");
                 requeued++;
             }
+        }
+
+        // Checked again after another Jobs:LostJobAfter, not on every pass: behind a long queue the
+        // same oldest tasks would otherwise be looked up on every pass of every node.
+        if (stillWaiting.Count > 0)
+        {
+            await store.JobsSeenWaitingAsync(stillWaiting, cancellationToken);
         }
 
         return requeued;

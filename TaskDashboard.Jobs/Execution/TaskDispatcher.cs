@@ -143,7 +143,7 @@ public sealed class TaskDispatcher(
             }
 
             await using var update = new NpgsqlCommand("""
-                UPDATE dashboard.tasks t SET hangfire_job_id = d.job_id, enqueued_at = now()
+                UPDATE dashboard.tasks t SET hangfire_job_id = d.job_id, job_checked_at = now()
                 FROM unnest(@ids, @jobIds) AS d(id, job_id)
                 WHERE t.id = d.id
                 """, connection, transaction);

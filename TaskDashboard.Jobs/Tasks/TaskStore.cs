@@ -960,7 +960,7 @@ public sealed class TaskStore(
     public Task<TaskItem?> RequeueAsync(TaskLease lease, string reason, CancellationToken cancellationToken) =>
         FencedAsync(
             lease,
-            set: "state = 'Pending', stage = 'Queued', message = @reason, lease_owner = NULL, lease_expires_at = NULL, enqueued_at = @now",
+            set: "state = 'Pending', stage = 'Queued', message = @reason, lease_owner = NULL, lease_expires_at = NULL, job_checked_at = @now",
             eventType: "'requeued'",
             p => p.AddWithValue("reason", reason),
             cancellationToken);
@@ -1016,18 +1016,18 @@ public sealed class TaskStore(
     }
 
     /// <summary>
-    /// Tasks that have waited on their Hangfire job for longer than <paramref name="olderThan"/>:
-    /// candidates for a job that was lost (deleted in the dashboard, or ended without starting the
-    /// task). Read by when each began waiting on its job (<c>enqueued_at</c>, migration 0012), not by
-    /// <c>updated_at</c>: an index on a column the progress writes change would keep them from being
-    /// written in place.
+    /// Tasks that have waited on their Hangfire job for longer than <paramref name="olderThan"/> since
+    /// they got it or since it was last seen waiting (<see cref="JobsSeenWaitingAsync"/>): candidates
+    /// for a job that was lost (deleted in the dashboard, or ended without starting the task), those
+    /// unchecked longest first. Read by <c>job_checked_at</c> (migration 0012), not by <c>updated_at</c>:
+    /// an index on a column the progress writes change would keep them from being written in place.
     /// </summary>
     public async Task<IReadOnlyList<(Guid Id, string JobId)>> FindLongWaitingAsync(TimeSpan olderThan, int limit, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
             SELECT id, hangfire_job_id FROM dashboard.tasks
-            WHERE state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL AND enqueued_at < @before
-            ORDER BY enqueued_at LIMIT @limit
+            WHERE state IN ('Pending', 'Scheduled') AND hangfire_job_id IS NOT NULL AND job_checked_at < @before
+            ORDER BY job_checked_at LIMIT @limit
             """);
         command.Parameters.AddWithValue("before", timeProvider.GetUtcNow() - olderThan);
         command.Parameters.AddWithValue("limit", limit);
@@ -1039,6 +1039,23 @@ public sealed class TaskStore(
         }
 
         return found;
+    }
+
+    /// <summary>
+    /// Records that these tasks' jobs were found still waiting: they are not candidates again for
+    /// another wait (<see cref="FindLongWaitingAsync"/>). A task that has moved on meanwhile (started,
+    /// or given another job) is left alone.
+    /// </summary>
+    public async Task JobsSeenWaitingAsync(IReadOnlyList<(Guid Id, string JobId)> waiting, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            UPDATE dashboard.tasks t SET job_checked_at = now()
+            FROM unnest(@ids, @jobIds) AS w(id, job_id)
+            WHERE t.id = w.id AND t.hangfire_job_id = w.job_id AND t.state IN ('Pending', 'Scheduled')
+            """);
+        command.Parameters.AddWithValue("ids", waiting.Select(w => w.Id).ToArray());
+        command.Parameters.AddWithValue("jobIds", waiting.Select(w => w.JobId).ToArray());
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>Forgets a lost job so the dispatcher enqueues the task again; false when the task moved on.</summary>

@@ -1,6 +1,8 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
 
@@ -9,8 +11,8 @@ namespace TaskDashboard.Tests.Database;
 /// <summary>
 /// A running task's row is written up to twice a second: those writes change no indexed column, so
 /// PostgreSQL writes them in place on the row's page (HOT updates) instead of adding an entry to every
-/// index of the table; and the lost-job check reads how long a task has waited on its job, which those
-/// writes do not touch (migration 0012).
+/// index of the table; and the lost-job check reads how long a task has waited on its job since it got
+/// it or since the job was last seen waiting, which those writes do not touch (migration 0012).
 /// </summary>
 [Collection(AppCollection.Name)]
 public sealed class TaskRowWriteTests(TaskDashboardApp app) : IClassFixture<TaskDashboardApp>
@@ -52,7 +54,7 @@ public sealed class TaskRowWriteTests(TaskDashboardApp app) : IClassFixture<Task
         Assert.DoesNotContain(await LongWaitingAsync(store), w => w.Id == task.Id);
 
         // Given its job an hour ago.
-        await SetAsync(task.Id, "enqueued_at = now() - interval '1 hour'");
+        await SetAsync(task.Id, "job_checked_at = now() - interval '1 hour'");
         Assert.Contains(await LongWaitingAsync(store), w => w.Id == task.Id);
     }
 
@@ -61,7 +63,7 @@ public sealed class TaskRowWriteTests(TaskDashboardApp app) : IClassFixture<Task
     {
         var store = app.Services.GetRequiredService<TaskStore>();
         var lease = await app.ClaimNewExportAsync("worker-a", Ct);
-        await SetAsync(lease.TaskId, "enqueued_at = now() - interval '1 hour'");
+        await SetAsync(lease.TaskId, "job_checked_at = now() - interval '1 hour'");
 
         // A worker shutting down hands the task back; Hangfire re-queues the same job.
         Assert.NotNull(await store.RequeueAsync(lease, "shutting down", Ct));
@@ -70,6 +72,22 @@ public sealed class TaskRowWriteTests(TaskDashboardApp app) : IClassFixture<Task
         Assert.Equal(TaskState.Pending, requeued.State);
         Assert.NotNull(requeued.HangfireJobId);
         Assert.DoesNotContain(await LongWaitingAsync(store), w => w.Id == lease.TaskId);
+    }
+
+    [Fact]
+    public async Task JobSeenWaiting_IsNotCheckedAgainUntilItHasWaitedAsLongOnceMore()
+    {
+        var store = app.Services.GetRequiredService<TaskStore>();
+        var reaper = app.Services.GetServices<IHostedService>().OfType<LeaseReaper>().Single();
+        var task = await app.CreateClient().SubmitAsync("/api/exports", """{"parameters":{}}""", Ct);
+        var jobId = await app.WaitForJobIdAsync(task.Id, Ct);
+        await SetAsync(task.Id, "job_checked_at = now() - interval '1 hour'");
+
+        // No worker runs here: the check finds the job still enqueued, keeps it, and looks again later.
+        await reaper.RecoverOnceAsync(Ct);
+
+        Assert.Equal(jobId, (await store.GetForExecutionAsync(task.Id, Ct))!.HangfireJobId);
+        Assert.DoesNotContain(await LongWaitingAsync(store), w => w.Id == task.Id);
     }
 
     private static Task<IReadOnlyList<(Guid Id, string JobId)>> LongWaitingAsync(TaskStore store) =>
