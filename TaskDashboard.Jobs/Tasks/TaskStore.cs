@@ -1044,14 +1044,19 @@ public sealed class TaskStore(
     /// <summary>
     /// Records that these tasks' jobs were found still waiting: they are not candidates again for
     /// another wait (<see cref="FindLongWaitingAsync"/>). A task that has moved on meanwhile (started,
-    /// or given another job) is left alone.
+    /// or given another job) is left alone, and so is one whose row another transaction holds (a
+    /// claim, another node's check): it is only looked at again on a later pass, and two nodes
+    /// checking the same tasks never wait for each other's row locks.
     /// </summary>
     public async Task JobsSeenWaitingAsync(IReadOnlyList<(Guid Id, string JobId)> waiting, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
             UPDATE dashboard.tasks t SET job_checked_at = now()
-            FROM unnest(@ids, @jobIds) AS w(id, job_id)
-            WHERE t.id = w.id AND t.hangfire_job_id = w.job_id AND t.state IN ('Pending', 'Scheduled')
+            FROM (SELECT s.id FROM dashboard.tasks s
+                  JOIN unnest(@ids, @jobIds) AS w(id, job_id) ON s.id = w.id AND s.hangfire_job_id = w.job_id
+                  WHERE s.state IN ('Pending', 'Scheduled')
+                  FOR UPDATE OF s SKIP LOCKED) AS seen
+            WHERE t.id = seen.id
             """);
         command.Parameters.AddWithValue("ids", waiting.Select(w => w.Id).ToArray());
         command.Parameters.AddWithValue("jobIds", waiting.Select(w => w.JobId).ToArray());
