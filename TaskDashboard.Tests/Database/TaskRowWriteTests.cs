@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
 using TaskDashboard.Jobs;
+using TaskDashboard.Jobs.Database;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
@@ -101,11 +102,7 @@ public sealed class TaskRowWriteTests(QuietReaperApp app) : IClassFixture<QuietR
         // As a claim (or another node's check) would hold it.
         await using var other = await app.Database.OpenConnectionAsync(Ct);
         await using var transaction = await other.BeginTransactionAsync(Ct);
-        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM dashboard.tasks WHERE id = @id FOR UPDATE", other, transaction))
-        {
-            lockRow.Parameters.AddWithValue("id", task.Id);
-            await lockRow.ExecuteNonQueryAsync(Ct);
-        }
+        await RowLock.WaitAsync(other, transaction, "dashboard.tasks", "id", task.Id, Ct);
 
         await store.JobsSeenWaitingAsync([(task.Id, jobId)], Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
         await transaction.RollbackAsync(Ct);

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
+using TaskDashboard.Jobs.Database;
 using TaskDashboard.Jobs.Execution;
 using TaskDashboard.Jobs.Tasks;
 using TaskDashboard.Tests.Infrastructure;
@@ -196,11 +197,7 @@ public sealed class LeaseFencingTests(TaskDashboardApp app) : IClassFixture<Task
         // The third task's row is locked by another transaction (as a progress batch writing it would).
         await using var other = await app.Database.OpenConnectionAsync(Ct);
         await using var transaction = await other.BeginTransactionAsync(Ct);
-        await using (var lockRow = new Npgsql.NpgsqlCommand("SELECT 1 FROM dashboard.tasks WHERE id = @id FOR UPDATE", other, transaction))
-        {
-            lockRow.Parameters.AddWithValue("id", leases[2].TaskId);
-            await lockRow.ExecuteScalarAsync(Ct);
-        }
+        await RowLock.WaitAsync(other, transaction, "dashboard.tasks", "id", leases[2].TaskId, Ct);
 
         var states = await store.CheckLeasesAsync([(leases[0], true), (leases[1], false), (leases[2], true)], TimeSpan.FromHours(1), Ct);
 
