@@ -968,7 +968,9 @@ public sealed class TaskStore(
     /// <summary>
     /// Takes back every running task whose lease expired (its worker died): back to Pending without a
     /// job so the dispatcher runs it again from its checkpoint, Cancelled when a cancel was asked
-    /// for, or Failed with "worker lost" once it has used all its attempts.
+    /// for, or Failed with "worker lost" once it has used all its attempts. Reads every running task
+    /// (as many as the workers): no index is keyed on the lease's expiry, so that renewals are
+    /// written in place (migration 0013).
     /// </summary>
     public async Task<IReadOnlyList<TaskItem>> RecoverExpiredLeasesAsync(CancellationToken cancellationToken)
     {

@@ -10,10 +10,11 @@ using TaskDashboard.Tests.Infrastructure;
 namespace TaskDashboard.Tests.Database;
 
 /// <summary>
-/// A running task's row is written up to twice a second: those writes change no indexed column, so
-/// PostgreSQL writes them in place on the row's page (HOT updates) instead of adding an entry to every
-/// index of the table; and the lost-job check reads how long a task has waited on its job since it got
-/// it or since the job was last seen waiting, which those writes do not touch (migration 0012).
+/// A running task's row is written up to twice a second, and its lease renewed every 3 s: those writes
+/// change no indexed column, so PostgreSQL writes them in place on the row's page (HOT updates) instead
+/// of adding an entry to every index of the table (migrations 0012 and 0013); and the lost-job check
+/// reads how long a task has waited on its job since it got it or since the job was last seen
+/// waiting, which those writes do not touch (migration 0012).
 /// </summary>
 [Collection(AppCollection.Name)]
 public sealed class TaskRowWriteTests(QuietReaperApp app) : IClassFixture<QuietReaperApp>
@@ -41,6 +42,27 @@ public sealed class TaskRowWriteTests(QuietReaperApp app) : IClassFixture<QuietR
         // The first write may find its row's page full and move the row to another page; the rest
         // fit beside it. With an index on any column they set, none is written in place.
         await TaskDashboardApp.WaitUntilAsync(async () => await HotUpdatesAsync() - before >= writes - 1, $"at least {writes - 1} of {writes} writes counted as HOT updates", Ct);
+    }
+
+    [Fact]
+    public async Task LeaseRenewals_AreHotUpdates()
+    {
+        const int renewals = 10;
+        var lease = await app.ClaimNewExportAsync("worker-a", Ct);
+        var before = await HotUpdatesAsync();
+
+        // On a session of its own, closed at the end, as above.
+        await using (var session = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(app.ConnectionString) { MaxPoolSize = 1 }.ConnectionString))
+        {
+            var store = new TaskStore(session, TimeProvider.System);
+            for (var i = 1; i <= renewals; i++)
+            {
+                Assert.Equal([(true, false, true)], await store.CheckLeasesAsync([(lease, true)], TimeSpan.FromMinutes(5 + i), Ct));
+            }
+        }
+
+        // With an index on lease_expires_at (before migration 0013), none is written in place.
+        await TaskDashboardApp.WaitUntilAsync(async () => await HotUpdatesAsync() - before >= renewals - 1, $"at least {renewals - 1} of {renewals} renewals counted as HOT updates", Ct);
     }
 
     [Fact]
