@@ -226,6 +226,16 @@ public class TaskDashboardApp : WebApplicationFactory<Program>, IAsyncLifetime
             await Database.DisposeAsync();
         }
 
+        // The exports' files, once the app (and every process a fixture started) has stopped.
+        try
+        {
+            Directory.Delete(ArtifactsPath, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A process of a test still writing there: the directory is left behind.
+        }
+
         GC.SuppressFinalize(this);
     }
 }
