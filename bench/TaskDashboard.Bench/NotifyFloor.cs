@@ -17,8 +17,8 @@ internal sealed class NotifyFloor : IDisposable
 {
     private const string Channel = "bench_notify_floor";
     private const string EventChannel = "task_events";
-    private readonly List<double> latencies = [];
-    private readonly List<(string Stage, double Ms)> eventLatencies = [];
+    private readonly List<(long At, double Ms)> latencies = [];
+    private readonly List<(long At, string Stage, double Ms)> eventLatencies = [];
     private readonly NpgsqlConnection notifier;
     private readonly NpgsqlConnection listener;
     private readonly TimeSpan interval;
@@ -83,22 +83,21 @@ internal sealed class NotifyFloor : IDisposable
     }
 
     /// <summary>
-    /// Stops recording; the floor's latencies and the product's progress events' (ms), sorted, and the
-    /// events' by the stage they report.
+    /// Stops recording; the floor's latencies and the product's progress events' (ms, with the stage
+    /// they report), each with when it arrived (<see cref="Stopwatch.GetTimestamp"/>).
     /// </summary>
-    public (List<double> Floor, List<double> Events, Dictionary<string, List<double>> EventsByStage) Take()
+    public (List<(long At, double Ms)> Floor, List<(long At, string Stage, double Ms)> Events) Take()
     {
         measuring = false;
         lock (latencies)
         {
-            return ([.. latencies.Order()], [.. eventLatencies.Select(e => e.Ms).Order()],
-                eventLatencies.GroupBy(e => e.Stage).ToDictionary(g => g.Key, g => g.Select(e => e.Ms).Order().ToList()));
+            return ([.. latencies], [.. eventLatencies]);
         }
     }
 
     private void EventArrived(string payload)
     {
-        var now = DateTimeOffset.UtcNow;
+        var (now, at) = (DateTimeOffset.UtcNow, Stopwatch.GetTimestamp());
         if (!measuring)
         {
             return;
@@ -113,20 +112,19 @@ internal sealed class NotifyFloor : IDisposable
             var stage = root.TryGetProperty("stage", out var s) && s.ValueKind == System.Text.Json.JsonValueKind.String ? s.GetString()! : "–";
             lock (latencies)
             {
-                eventLatencies.Add((stage, ms));
+                eventLatencies.Add((at, stage, ms));
             }
         }
     }
 
     private void Arrived(string payload)
     {
-        var sent = long.Parse(payload, CultureInfo.InvariantCulture);
-        var ms = Stopwatch.GetElapsedTime(sent).TotalMilliseconds;
+        var (sent, at) = (long.Parse(payload, CultureInfo.InvariantCulture), Stopwatch.GetTimestamp());
         if (measuring)
         {
             lock (latencies)
             {
-                latencies.Add(ms);
+                latencies.Add((at, Stopwatch.GetElapsedTime(sent, at).TotalMilliseconds));
             }
         }
     }
