@@ -12,6 +12,12 @@ public static class JobsMetrics
     public const string QueueDequeues = "taskdashboard.jobs.queue.dequeues";
 
     /// <summary>
+    /// Counter, in every process: dispatch passes run (each one transaction that looks for committed
+    /// tasks without a Hangfire job and enqueues them; see <see cref="Execution.TaskDispatcher"/>).
+    /// </summary>
+    public const string DispatchPasses = "taskdashboard.dispatch.passes";
+
+    /// <summary>
     /// Histogram (ms), in processes that run jobs: from a progress event's timestamp until the batch
     /// that wrote it is committed and announced, i.e. its wait for a writer plus the batch's round trip
     /// (see <see cref="Tasks.TaskStore.AppendProgressEvents"/>). Tag

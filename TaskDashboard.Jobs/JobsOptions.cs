@@ -52,6 +52,15 @@ public sealed class JobsOptions
     [Range(1, 64)]
     public int DispatchConcurrency { get; set; } = 2;
 
+    /// <summary>
+    /// How long a delayed task or retry may be due before this process's dispatcher creates its job:
+    /// a standby behind the other processes' dispatchers, which all wake when it falls due. 0 takes it
+    /// at once; worker-only processes default to 1 s (<c>--role worker</c>), so that the web nodes
+    /// create the jobs of what falls due and the workers, busy running jobs, take it only when none did.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan DispatchStandby { get; set; } = TimeSpan.Zero;
+
     /// <summary>How often each process checks its running tasks for cancel requests and lost leases, and renews their due leases (one statement for all of them: <see cref="Execution.LeaseChecks"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
@@ -26,8 +27,12 @@ public sealed class TaskDispatcher(
     IBackgroundJobClient jobClient,
     JobQueueWakeUp wakeUp,
     IOptions<JobsOptions> options,
+    IMeterFactory meters,
     ILogger<TaskDispatcher> logger) : BackgroundService
 {
+    private readonly Counter<long> passes = meters.Create(JobsMetrics.MeterName).CreateCounter<long>(
+        JobsMetrics.DispatchPasses, unit: "{pass}", description: "Dispatch passes run");
+
     private readonly SemaphoreSlim wake = new(0, 1);
 
     // When a pass last found Hangfire's queues at Jobs:DispatchAhead (Environment.TickCount64, 0 when
@@ -58,12 +63,15 @@ public sealed class TaskDispatcher(
         }
     }
 
-    /// <summary>A worker of this process took a job: with Jobs:DispatchAhead, Hangfire's capped queue has room again.</summary>
+    /// <summary>
+    /// A worker of this process took a job: if this dispatcher last found Hangfire's capped queue full
+    /// (Jobs:DispatchAhead), it has room again. (Otherwise there is nothing to wake for: a pass for
+    /// every job taken cost the worker, while 100 jobs started, about as many empty passes.)
+    /// </summary>
     public void JobTaken()
     {
-        if (options.Value.DispatchAhead > 0)
+        if (options.Value.DispatchAhead > 0 && Interlocked.Exchange(ref queueFullSince, 0) != 0)
         {
-            Interlocked.Exchange(ref queueFullSince, 0);
             Wake();
         }
     }
@@ -90,7 +98,7 @@ public sealed class TaskDispatcher(
         var select = new NpgsqlBatchCommand($"""
             SELECT id, priority, kind FROM dashboard.tasks
             WHERE hangfire_job_id IS NULL
-              AND (state = 'Pending' OR (state = 'Scheduled' AND scheduled_at <= now()))
+              AND (state = 'Pending' OR (state = 'Scheduled' AND scheduled_at <= now() - @standby))
               AND NOT (kind = ANY(@full))
             ORDER BY {PriorityRank}, created_at
             LIMIT @limit
@@ -98,8 +106,11 @@ public sealed class TaskDispatcher(
             """);
         select.Parameters.AddWithValue("limit", limit);
         select.Parameters.AddWithValue("full", free.Where(f => f.Value <= 0).Select(f => f.Key).ToArray());
+        select.Parameters.AddWithValue("standby", options.Value.DispatchStandby);
         // In the same round trip and transaction (the same now()): when the next delayed task falls due.
-        await using (var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { select, new(NextDueSql) } })
+        var nextDueCommand = new NpgsqlBatchCommand(NextDueSql);
+        nextDueCommand.Parameters.AddWithValue("standby", options.Value.DispatchStandby);
+        await using (var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { select, nextDueCommand } })
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
@@ -245,14 +256,15 @@ public sealed class TaskDispatcher(
         return Task.WhenAll(Enumerable.Range(0, options.Value.DispatchConcurrency).Select(_ => Task.Run(() => DispatchLoopAsync(stoppingToken), stoppingToken)));
     }
 
-    // How long until the next delayed task without a job falls due. Read in the pass's transaction,
-    // with the same now() as its SELECT: every delayed task was either due for that SELECT or is
-    // counted here, so none falls between (read after the pass, one that fell due in between was
-    // counted by neither and waited for the next poll). Tasks due but left waiting (their kind is
-    // full) are not counted: a freed slot wakes the dispatcher, or it polls.
+    // How long until the next delayed task without a job falls due (for this process: after its
+    // Jobs:DispatchStandby). Read in the pass's transaction, with the same now() as its SELECT: every
+    // delayed task was either due for that SELECT or is counted here, so none falls between (read
+    // after the pass, one that fell due in between was counted by neither and waited for the next
+    // poll). Tasks due but left waiting (their kind is full) are not counted: a freed slot wakes the
+    // dispatcher, or it polls.
     private const string NextDueSql = """
-        SELECT min(scheduled_at) - now() FROM dashboard.tasks
-        WHERE hangfire_job_id IS NULL AND state = 'Scheduled' AND scheduled_at > now()
+        SELECT min(scheduled_at) + @standby - now() FROM dashboard.tasks
+        WHERE hangfire_job_id IS NULL AND state = 'Scheduled' AND scheduled_at > now() - @standby
         """;
 
     private async Task DispatchLoopAsync(CancellationToken stoppingToken)
@@ -266,6 +278,7 @@ public sealed class TaskDispatcher(
                 TimeSpan? nextDue = null;
                 if (!QueueStillFull())
                 {
+                    passes.Add(1);
                     (dispatched, nextDue) = await DispatchOnceAsync(stoppingToken);
                 }
 
