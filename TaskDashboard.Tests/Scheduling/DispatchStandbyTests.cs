@@ -39,7 +39,8 @@ public sealed class DispatchStandbyTests(StandbyApp app) : IClassFixture<Standby
         var task = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","delay":1,"parameters":{"runMs":10}}""", Ct);
         // Once it is due but still within the standby, a submission wakes the dispatcher: that pass
         // runs the new task and leaves the delayed one.
-        await Task.Delay(task.ScheduledAt!.Value.AddSeconds(0.5) - DateTimeOffset.UtcNow, Ct);
+        var withinStandby = task.ScheduledAt!.Value.AddSeconds(0.5) - DateTimeOffset.UtcNow;
+        await Task.Delay(withinStandby > TimeSpan.Zero ? withinStandby : TimeSpan.Zero, Ct);
         var now = await client.SubmitAsync("/api/tasks", """{"kind":"scripted","parameters":{"runMs":10}}""", Ct);
         await app.WaitForStateAsync(client, now.Id, TaskState.Succeeded, Ct, TimeSpan.FromSeconds(20));
         var done = await app.WaitForStateAsync(client, task.Id, TaskState.Succeeded, Ct, TimeSpan.FromSeconds(20));
